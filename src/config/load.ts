@@ -1,0 +1,161 @@
+/**
+ * Turns an environment into a validated, typed Config, or one ConfigError whose message names
+ * every variable that is wrong and what is expected. Pure: the caller passes the environment.
+ */
+import convict from 'convict';
+import { ConfigError } from '../errors.js';
+import { AGENT_FORMATS } from './formats.js';
+import { CHOICE_FORMATS, CONFIG_SCHEMA, DEFAULT_MAPPING_PATH } from './schema.js';
+import type { RawConfig } from './schema.js';
+
+export type Environment = Readonly<Record<string, string | undefined>>;
+
+export interface Config {
+  port: RawConfig['port'];
+  streamerName: RawConfig['streamerName'];
+  kafka: Omit<RawConfig['kafka'], 'bootstrapServers'> & { bootstrapServers: string[] };
+  /** `isExplicit`: the path came from CONTROL_THE_PAYLOAD_CONFIG_PATH, so a missing file is an error. */
+  mapping: { path: string; isExplicit: boolean };
+  webhook: { timeoutMs: number; verifySsl: boolean };
+  detailedLogging: boolean;
+  logLevel: RawConfig['logLevel'];
+  shutdownGraceMs: number;
+  polling: RawConfig['polling'];
+}
+
+for (const format of [...AGENT_FORMATS, ...CHOICE_FORMATS]) convict.addFormat(format);
+
+/** Schema key path (`kafka.runsTopic`) → environment variable name. */
+const VARIABLE_BY_KEY = collectVariables(CONFIG_SCHEMA as unknown as SchemaNode, '');
+const SENSITIVE_KEYS = collectSensitive(CONFIG_SCHEMA as unknown as SchemaNode, '');
+
+interface SchemaNode {
+  [key: string]: unknown;
+}
+
+function isLeaf(node: SchemaNode): boolean {
+  return typeof node.env === 'string';
+}
+
+function collectVariables(node: SchemaNode, prefix: string, into = new Map<string, string>()): Map<string, string> {
+  for (const [key, child] of Object.entries(node)) {
+    const path = prefix ? `${prefix}.${key}` : key;
+    const childNode = child as SchemaNode;
+    if (isLeaf(childNode)) into.set(path, childNode.env as string);
+    else collectVariables(childNode, path, into);
+  }
+  return into;
+}
+
+function collectSensitive(node: SchemaNode, prefix: string, into = new Set<string>()): Set<string> {
+  for (const [key, child] of Object.entries(node)) {
+    const path = prefix ? `${prefix}.${key}` : key;
+    const childNode = child as SchemaNode;
+    if (isLeaf(childNode)) {
+      if (childNode.sensitive === true) into.add(path);
+    } else collectSensitive(childNode, path, into);
+  }
+  return into;
+}
+
+/** Rewrites convict's report (`key: message: value was "x"` per line) in the operator's terms. */
+function describeProblems(report: string): string[] {
+  return report
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .map((line) => {
+      const match = /^([\w.]+): (.*?)(?:: value was (.*))?$/.exec(line);
+      if (!match) return line;
+      const [, key = '', problem = '', value] = match;
+      const variable = VARIABLE_BY_KEY.get(key) ?? key;
+      const shown = value !== undefined && !SENSITIVE_KEYS.has(key) ? ` (got ${value})` : '';
+      return `${variable} ${problem.trim()}${shown}`;
+    });
+}
+
+function splitList(value: string): string[] {
+  return value
+    .split(',')
+    .map((item) => item.trim())
+    .filter((item) => item !== '');
+}
+
+/** Rules that tie several variables together (SPEC §1). */
+function crossFieldProblems(raw: RawConfig, env: Environment): string[] {
+  const problems: string[] = [];
+  const usesKafka = raw.streamerName === 'KAFKA';
+  const bootstrapServers = splitList(raw.kafka.bootstrapServers);
+  if (usesKafka && raw.kafka.useLocalPortInstance && bootstrapServers.length === 0) {
+    problems.push('KAFKA_CONSUMER_BOOTSTRAP_SERVERS is required when USING_LOCAL_PORT_INSTANCE=true (comma-separated host:port list)');
+  }
+  if (usesKafka && !raw.kafka.useLocalPortInstance && bootstrapServers.length > 0) {
+    problems.push(
+      'KAFKA_CONSUMER_BOOTSTRAP_SERVERS is only used with USING_LOCAL_PORT_INSTANCE=true; ' +
+        'unset it, or set USING_LOCAL_PORT_INSTANCE=true to use these brokers instead of Port-hosted Kafka',
+    );
+  }
+  for (const server of bootstrapServers) {
+    if (!/^[^\s:]+:\d{1,5}$/.test(server)) {
+      problems.push(`KAFKA_CONSUMER_BOOTSTRAP_SERVERS must be host:port entries (got "${server}")`);
+    }
+  }
+  if (env.CONTROL_THE_PAYLOAD_CONFIG_PATH !== undefined && raw.mapping.path.trim() === '') {
+    problems.push('CONTROL_THE_PAYLOAD_CONFIG_PATH must not be empty when set');
+  }
+  return problems;
+}
+
+export function loadConfig(env: Environment): Config {
+  const store = convict(CONFIG_SCHEMA, { env: env as NodeJS.ProcessEnv, args: [] });
+  try {
+    store.validate({ allowed: 'strict' });
+  } catch (error) {
+    const problems = describeProblems(error instanceof Error ? error.message : String(error));
+    throw new ConfigError(`Invalid configuration: ${problems.join('; ')}`, {
+      variable: /^(\S+)/.exec(problems[0] ?? '')?.[1],
+    });
+  }
+  const raw = store.getProperties();
+  const problems = crossFieldProblems(raw, env);
+  if (problems.length > 0) {
+    throw new ConfigError(`Invalid configuration: ${problems.join('; ')}`, { variable: /^(\S+)/.exec(problems[0] ?? '')?.[1] });
+  }
+
+  const orgId = raw.port.orgId.trim();
+  return {
+    port: { ...raw.port, orgId, apiBaseUrl: raw.port.apiBaseUrl.replace(/\/+$/, '') },
+    streamerName: raw.streamerName,
+    kafka: {
+      ...raw.kafka,
+      // SPEC §1: Port's ACLs allow groups prefixed with the org id, so an empty group is the org id.
+      groupId: raw.kafka.groupId.trim() || orgId,
+      runsTopic: raw.kafka.runsTopic.trim() || `${orgId}.runs`,
+      changeLogTopic: raw.kafka.changeLogTopic.trim() || `${orgId}.change.log`,
+      bootstrapServers: splitList(raw.kafka.bootstrapServers),
+    },
+    mapping: {
+      path: raw.mapping.path || DEFAULT_MAPPING_PATH,
+      isExplicit: env.CONTROL_THE_PAYLOAD_CONFIG_PATH !== undefined,
+    },
+    webhook: { timeoutMs: Math.round(raw.webhook.timeoutSeconds * 1000), verifySsl: raw.webhook.verifySsl },
+    detailedLogging: raw.detailedLogging,
+    logLevel: raw.logLevel,
+    shutdownGraceMs: Math.round(raw.shutdownGraceSeconds * 1000),
+    polling: raw.polling,
+  };
+}
+
+/**
+ * Variables whose values are the agent's own secrets. SPEC §5: expressions may read the
+ * environment, except these (the official agent exposes everything).
+ */
+const SECRET_VARIABLES = new Set(['PORT_CLIENT_SECRET', 'PORT_CLIENT_ID', 'KAFKA_CONSUMER_PASSWORD', 'KAFKA_CONSUMER_USERNAME']);
+
+/** The environment as mapping expressions see it: every variable but the agent's secrets. */
+export function expressionEnvironment(env: Environment): Readonly<Record<string, string>> {
+  const visible: Record<string, string> = {};
+  for (const [name, value] of Object.entries(env)) {
+    if (value !== undefined && !SECRET_VARIABLES.has(name.toUpperCase())) visible[name] = value;
+  }
+  return Object.freeze(visible);
+}

@@ -1,0 +1,160 @@
+/**
+ * Every environment variable the agent reads (SPEC §1), with its default and format. Names are the
+ * official agent's; variables for improvements follow the same style and are documented in the
+ * README and the Helm chart.
+ */
+import type { Schema } from 'convict';
+import { choiceFormat } from './formats.js';
+
+export const STREAMER_NAMES = ['KAFKA', 'POLLING'] as const;
+export const SECURITY_PROTOCOLS = ['PLAINTEXT', 'SSL', 'SASL_PLAINTEXT', 'SASL_SSL'] as const;
+export const AUTHENTICATION_MECHANISMS = ['NONE', 'PLAIN', 'SCRAM-SHA-256', 'SCRAM-SHA-512'] as const;
+export const OFFSET_RESETS = ['earliest', 'latest'] as const;
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+
+const streamerNameFormat = choiceFormat('streamer-name', STREAMER_NAMES);
+const securityProtocolFormat = choiceFormat('security-protocol', SECURITY_PROTOCOLS);
+const authenticationMechanismFormat = choiceFormat('authentication-mechanism', AUTHENTICATION_MECHANISMS);
+// SPEC §1: librdkafka's spellings are accepted too.
+const offsetResetFormat = choiceFormat('offset-reset', OFFSET_RESETS, {
+  smallest: 'earliest',
+  beginning: 'earliest',
+  largest: 'latest',
+  end: 'latest',
+});
+// Python's level names, as the official agent takes them.
+const logLevelFormat = choiceFormat('log-level', LOG_LEVELS, { warning: 'warn', critical: 'fatal', notset: 'trace' });
+
+/** The choice formats the schema names; registered with convict beside AGENT_FORMATS. */
+export const CHOICE_FORMATS = [
+  streamerNameFormat,
+  securityProtocolFormat,
+  authenticationMechanismFormat,
+  offsetResetFormat,
+  logLevelFormat,
+];
+
+export interface RawConfig {
+  port: { orgId: string; clientId: string; clientSecret: string; apiBaseUrl: string };
+  streamerName: (typeof STREAMER_NAMES)[number];
+  kafka: {
+    groupId: string;
+    runsTopic: string;
+    changeLogTopic: string;
+    securityProtocol: (typeof SECURITY_PROTOCOLS)[number];
+    authenticationMechanism: (typeof AUTHENTICATION_MECHANISMS)[number];
+    sessionTimeoutMs: number;
+    autoOffsetReset: (typeof OFFSET_RESETS)[number];
+    useLocalPortInstance: boolean;
+    bootstrapServers: string;
+    fetchMaxWaitMs: number;
+  };
+  mapping: { path: string };
+  webhook: { timeoutSeconds: number; verifySsl: boolean };
+  detailedLogging: boolean;
+  logLevel: (typeof LOG_LEVELS)[number];
+  shutdownGraceSeconds: number;
+  polling: {
+    intervalSeconds: number;
+    runsBatchSize: number;
+    initialBackoffSeconds: number;
+    backoffFactor: number;
+    maxBackoffSeconds: number;
+    backoffJitterFactor: number;
+    maxFailureDurationSeconds: number;
+  };
+}
+
+export const DEFAULT_MAPPING_PATH = './control_the_payload_config.json';
+
+export const CONFIG_SCHEMA: Schema<RawConfig> = {
+  port: {
+    orgId: { doc: 'Port organization id; topics and the default group derive from it', format: 'required-string', default: '', env: 'PORT_ORG_ID' },
+    clientId: { doc: 'Port API client id', format: 'required-string', default: '', env: 'PORT_CLIENT_ID', sensitive: true },
+    clientSecret: {
+      doc: 'Port API client secret; also the HMAC key of signatures and the AES key source',
+      format: 'required-string',
+      default: '',
+      env: 'PORT_CLIENT_SECRET',
+      sensitive: true,
+    },
+    apiBaseUrl: { doc: 'Port API base URL', format: 'http-url', default: 'https://api.getport.io', env: 'PORT_API_BASE_URL' },
+  },
+  streamerName: { doc: 'KAFKA or POLLING', format: streamerNameFormat.name, default: 'KAFKA', env: 'STREAMER_NAME' },
+  kafka: {
+    groupId: { doc: 'Consumer group; PORT_ORG_ID when empty', format: 'optional-string', default: '', env: 'KAFKA_CONSUMER_GROUP_ID' },
+    runsTopic: { doc: 'Topic of action runs and workflow node runs; <PORT_ORG_ID>.runs when empty', format: 'optional-string', default: '', env: 'KAFKA_RUNS_TOPIC' },
+    changeLogTopic: {
+      doc: 'Topic of change-log events; <PORT_ORG_ID>.change.log when empty',
+      format: 'optional-string',
+      default: '',
+      env: 'KAFKA_CHANGE_LOG_TOPIC',
+    },
+    securityProtocol: {
+      doc: 'PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL',
+      format: securityProtocolFormat.name,
+      default: 'PLAINTEXT',
+      env: 'KAFKA_CONSUMER_SECURITY_PROTOCOL',
+    },
+    authenticationMechanism: {
+      doc: 'none, PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512',
+      format: authenticationMechanismFormat.name,
+      default: 'NONE',
+      env: 'KAFKA_CONSUMER_AUTHENTICATION_MECHANISM',
+    },
+    sessionTimeoutMs: { doc: 'Consumer group session timeout', format: 'positive-integer', default: 45000, env: 'KAFKA_CONSUMER_SESSION_TIMEOUT_MS' },
+    autoOffsetReset: {
+      doc: 'Where a group without a committed offset starts',
+      format: offsetResetFormat.name,
+      default: 'earliest',
+      env: 'KAFKA_CONSUMER_AUTO_OFFSET_RESET',
+    },
+    useLocalPortInstance: {
+      doc: 'Use KAFKA_CONSUMER_BOOTSTRAP_SERVERS instead of credentials fetched from Port',
+      format: 'agent-boolean',
+      default: false,
+      env: 'USING_LOCAL_PORT_INSTANCE',
+    },
+    bootstrapServers: { doc: 'Comma-separated brokers (local instance only)', format: 'optional-string', default: '', env: 'KAFKA_CONSUMER_BOOTSTRAP_SERVERS' },
+    fetchMaxWaitMs: {
+      doc: 'Longest time a fetch waits for new messages',
+      format: 'positive-integer',
+      default: 500,
+      env: 'KAFKA_CONSUMER_FETCH_MAX_WAIT_MS',
+    },
+  },
+  mapping: {
+    path: { doc: 'Payload mapping file', format: 'optional-string', default: DEFAULT_MAPPING_PATH, env: 'CONTROL_THE_PAYLOAD_CONFIG_PATH' },
+  },
+  webhook: {
+    timeoutSeconds: { doc: 'Timeout of one request to an internal service', format: 'positive-number', default: 30, env: 'WEBHOOK_INVOKER_TIMEOUT' },
+    verifySsl: { doc: 'Verify TLS certificates of internal services', format: 'agent-boolean', default: true, env: 'WEBHOOK_VERIFY_SSL' },
+  },
+  detailedLogging: { doc: 'Bodies and response texts in logs and run logs', format: 'agent-boolean', default: true, env: 'DETAILED_LOGGING' },
+  logLevel: {
+    doc: 'DEBUG, INFO, WARNING, ERROR, CRITICAL (any case)',
+    format: logLevelFormat.name,
+    default: 'info',
+    env: 'LOG_LEVEL',
+  },
+  shutdownGraceSeconds: {
+    doc: 'On SIGTERM/SIGINT, how long in-flight runs may take to finish before the process exits',
+    format: 'positive-number',
+    default: 25,
+    env: 'AGENT_SHUTDOWN_GRACE_SECONDS',
+  },
+  polling: {
+    intervalSeconds: { doc: 'Seconds between polls', format: 'positive-number', default: 10, env: 'POLLING_INTERVAL_SECONDS' },
+    runsBatchSize: { doc: 'Runs claimed per poll', format: 'positive-integer', default: 100, env: 'POLLING_RUNS_BATCH_SIZE' },
+    initialBackoffSeconds: { doc: 'First backoff after a failed poll', format: 'positive-number', default: 1, env: 'POLLING_INITIAL_BACKOFF_SECONDS' },
+    backoffFactor: { doc: 'Backoff multiplier', format: 'positive-number', default: 2, env: 'POLLING_BACKOFF_FACTOR' },
+    maxBackoffSeconds: { doc: 'Longest backoff', format: 'positive-number', default: 300, env: 'POLLING_MAX_BACKOFF_SECONDS' },
+    backoffJitterFactor: { doc: 'Jitter as a fraction of the backoff', format: 'non-negative-number', default: 0.1, env: 'POLLING_BACKOFF_JITTER_FACTOR' },
+    maxFailureDurationSeconds: {
+      doc: 'Continuous failure after which the agent exits',
+      format: 'positive-number',
+      default: 3600,
+      env: 'POLLING_MAX_FAILURE_DURATION_SECONDS',
+    },
+  },
+};

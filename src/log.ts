@@ -1,0 +1,40 @@
+/**
+ * The one root logger: pino JSON lines on stdout. Stages take `logger.child({ stage })`, messages
+ * `child({ runId, topic, partition, offset })`. Secrets are redacted by key wherever they appear,
+ * as a second line of defence: code never puts them in a log call on purpose.
+ */
+import { pino } from 'pino';
+import type { Logger, LevelWithSilent } from 'pino';
+
+export type { Logger };
+
+/** SPEC §9: client secret, tokens, Authorization headers, Kafka password never appear. */
+export const REDACTED_KEYS = [
+  'authorization',
+  'Authorization',
+  'clientSecret',
+  'client_secret',
+  'accessToken',
+  'access_token',
+  'token',
+  'password',
+  'PORT_CLIENT_SECRET',
+  'x-port-signature',
+  'X-Port-Signature',
+] as const;
+
+const REDACT_PATHS = REDACTED_KEYS.flatMap((key) => [key, `*.${key}`, `*.*.${key}`, `*.*.*.${key}`]);
+
+export function createLogger(options: { level: LevelWithSilent; destination?: NodeJS.WritableStream }): Logger {
+  return pino(
+    {
+      level: options.level,
+      base: { name: 'port-agent' },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+      redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+    },
+    // Synchronous writes: a line logged just before exit (a config error, a crash) is never lost.
+    options.destination ?? pino.destination({ dest: 1, sync: true }),
+  );
+}

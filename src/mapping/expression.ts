@@ -1,0 +1,43 @@
+/**
+ * One compiled expression of a payload mapping. The dialect is hidden behind this interface so
+ * JSONata (the default) and jq (for mapping files written for the official agent) are
+ * interchangeable to every other module.
+ */
+import jsonata from 'jsonata';
+import { describeError } from '../errors.js';
+
+export interface Expression {
+  readonly source: string;
+  /** Evaluates against `input`; a missing value is `undefined`. Rejects on an evaluation error. */
+  evaluate(input: unknown): Promise<unknown>;
+}
+
+export interface ExpressionCompiler {
+  readonly dialect: string;
+  /** Throws an Error describing the syntax problem. */
+  compile(source: string): Expression;
+}
+
+/**
+ * SPEC §5: expressions see the environment as `$env` (the official agent's jq sees `env`), minus
+ * the agent's own secrets, which the caller has already removed.
+ */
+export function createJsonataCompiler(environment: Readonly<Record<string, string>>): ExpressionCompiler {
+  const bindings = { env: environment };
+  return {
+    dialect: 'jsonata',
+    compile(source: string): Expression {
+      let compiled: jsonata.Expression;
+      try {
+        compiled = jsonata(source);
+      } catch (error) {
+        const position = (error as { position?: number }).position;
+        throw new Error(`${describeError(error)}${position === undefined ? '' : ` at position ${position}`}`);
+      }
+      return {
+        source,
+        evaluate: (input: unknown) => compiled.evaluate(input, bindings),
+      };
+    },
+  };
+}
