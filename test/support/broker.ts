@@ -1,0 +1,166 @@
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { connect } from 'node:net';
+import { waitFor } from './wait.js';
+
+/** A Kafka-protocol broker for tests: librdkafka's mock cluster through kcat, or an external one. */
+export interface Broker {
+  /** Bootstrap addresses (`host:port`); with a mock cluster of N brokers, all N advertised ones. */
+  brokers: string[];
+  /** PID of the kcat process hosting the mock cluster; undefined for an external broker. */
+  pid: number | undefined;
+  /** Hangs the broker (SIGSTOP). */
+  freeze(): void;
+  /** Resumes a frozen broker (SIGCONT). */
+  thaw(): void;
+  /** Kills the broker for good and waits for the process to exit. */
+  stop(): Promise<void>;
+}
+
+export interface BrokerOptions {
+  /** Number of mock brokers (`test.mock.num.brokers`). */
+  brokers?: number;
+  /** How long to wait for the mock cluster to listen. */
+  startTimeoutMs?: number;
+}
+
+const KCAT = 'kcat';
+const EXTERNAL_BROKERS_ENV = 'TEST_KAFKA_BROKERS';
+const DEFAULT_START_TIMEOUT_MS = 10_000;
+// Only the start of kcat's stderr matters (the "Mock cluster enabled" line); cap what we keep.
+const MAX_STDERR_CHARS = 64 * 1024;
+const MOCK_ANNOUNCEMENT = /Mock cluster enabled[^\n]*/;
+const LOOPBACK_ADDRESS = /127\.0\.0\.1:\d+/g;
+
+const liveChildren = new Set<ChildProcess>();
+let isExitHandlerInstalled = false;
+
+// A test process that ends without stopping its broker must not leave kcat running.
+function killOnExit(child: ChildProcess): void {
+  liveChildren.add(child);
+  child.once('exit', () => liveChildren.delete(child));
+  if (isExitHandlerInstalled) return;
+  isExitHandlerInstalled = true;
+  process.once('exit', () => {
+    for (const live of liveChildren) {
+      try {
+        live.kill('SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  });
+}
+
+/**
+ * Starts a broker: the one(s) named in `TEST_KAFKA_BROKERS` (comma-separated) when set, otherwise
+ * librdkafka's mock cluster hosted by a kcat process (see TESTING.md).
+ */
+export async function startBroker(options: BrokerOptions = {}): Promise<Broker> {
+  const external = process.env[EXTERNAL_BROKERS_ENV]?.trim();
+  if (external) return externalBroker(external);
+
+  const { brokers: count = 1, startTimeoutMs = DEFAULT_START_TIMEOUT_MS } = options;
+  if (!Number.isInteger(count) || count < 1) {
+    throw new Error(`Expected \`brokers\` to be a positive integer (actual: ${String(count)}).`);
+  }
+
+  const child = spawn(KCAT, ['-C', '-b', 'dummy:1', '-t', '__warmup', '-X', `test.mock.num.brokers=${count}`, '-q'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  killOnExit(child);
+
+  let stderr = '';
+  let spawnError: Error | undefined;
+  let exitDescription: string | undefined;
+  const exited = new Promise<void>((resolve) => {
+    child.once('exit', (code, signal) => {
+      exitDescription = `code ${String(code)}, signal ${String(signal)}`;
+      resolve();
+    });
+    child.once('error', (error) => {
+      spawnError = error;
+      // 'exit' is not emitted when the spawn itself failed.
+      if (child.pid === undefined) resolve();
+    });
+  });
+  child.stderr?.setEncoding('utf8');
+  // Keep draining stderr so kcat never blocks on a full pipe.
+  child.stderr?.on('data', (chunk: string) => {
+    if (stderr.length < MAX_STDERR_CHARS) stderr += chunk;
+  });
+
+  let addresses: string[];
+  try {
+    addresses = await waitFor(
+      () => {
+        if (spawnError) {
+          const code = (spawnError as NodeJS.ErrnoException).code;
+          throw new Error(code === 'ENOENT' ? 'kcat not found: apt-get install -y kcat' : `kcat failed to start: ${spawnError.message}`);
+        }
+        if (exitDescription !== undefined) {
+          throw new Error(`kcat exited before the mock cluster was up (${exitDescription}): ${stderr.trim()}`);
+        }
+        const announcement = MOCK_ANNOUNCEMENT.exec(stderr)?.[0];
+        if (!announcement || !announcement.includes('127.0.0.1:')) return undefined;
+        const found = announcement.match(LOOPBACK_ADDRESS) ?? [];
+        return found.length > 0 ? found : undefined;
+      },
+      { timeoutMs: startTimeoutMs, description: 'the kcat mock cluster to print its addresses' },
+    );
+    await waitFor(() => Promise.all(addresses.map(canConnect)).then((results) => results.every(Boolean)), {
+      timeoutMs: startTimeoutMs,
+      description: `the mock cluster to accept connections on ${addresses.join(',')}`,
+    });
+  } catch (error) {
+    child.kill('SIGKILL');
+    await exited;
+    throw error;
+  }
+
+  const pid = child.pid;
+  const signal = (name: NodeJS.Signals): void => {
+    if (exitDescription !== undefined) throw new Error(`The mock broker has already exited (${exitDescription})`);
+    child.kill(name);
+  };
+  return {
+    brokers: addresses,
+    pid,
+    freeze: () => signal('SIGSTOP'),
+    thaw: () => signal('SIGCONT'),
+    stop: async () => {
+      if (exitDescription === undefined) child.kill('SIGKILL');
+      await exited;
+    },
+  };
+}
+
+function externalBroker(list: string): Broker {
+  const unsupported = (): never => {
+    throw new Error('freeze/thaw is not supported with an external broker');
+  };
+  return {
+    brokers: list.split(',').map((address) => address.trim()).filter((address) => address.length > 0),
+    pid: undefined,
+    freeze: unsupported,
+    thaw: unsupported,
+    stop: async () => {},
+  };
+}
+
+function canConnect(address: string): Promise<boolean> {
+  const separator = address.lastIndexOf(':');
+  const host = address.slice(0, separator);
+  const port = Number(address.slice(separator + 1));
+  return new Promise((resolve) => {
+    const socket = connect({ host, port });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => {
+      socket.destroy();
+      resolve(false);
+    });
+  });
+}
