@@ -32,7 +32,7 @@ export function createJsonataCompiler(environment: Readonly<Record<string, strin
         compiled = jsonata(source);
       } catch (error) {
         const position = (error as { position?: number }).position;
-        throw new Error(`${describeError(error)}${position === undefined ? '' : ` at position ${position}`}`);
+        throw new Error(`${describeError(error)}${position === undefined ? "" : ` at position ${position}`}`, { cause: error });
       }
       return {
         source,

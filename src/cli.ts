@@ -1,0 +1,32 @@
+#!/usr/bin/env node
+/**
+ * The `port-agent` command. With no arguments it runs the agent, configured by the environment
+ * only (and a .env file in the working directory).
+ */
+import { EXIT_CONFIG, EXIT_FAILURE, runAgent } from './main.js';
+
+const USAGE = 'usage: port-agent            run the agent (configured by environment variables)';
+
+async function main(argv: string[]): Promise<number> {
+  const [command] = argv;
+  if (command === undefined) return runAgent(process.env, process.cwd());
+  if (command === '--help' || command === '-h' || command === 'help') {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  process.stderr.write(`port-agent: unknown command "${command}"\n${USAGE}\n`);
+  return EXIT_CONFIG;
+}
+
+process.on('uncaughtException', (error) => {
+  process.stderr.write(`port-agent: unexpected error: ${error.stack ?? String(error)}\n`);
+  process.exit(EXIT_FAILURE);
+});
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    process.stderr.write(`port-agent: unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.exit(EXIT_FAILURE);
+  },
+);

@@ -1,0 +1,157 @@
+/**
+ * The composition root: the only module that reads the environment, builds clients, wires the
+ * stages, handles signals and decides the exit code.
+ */
+import { Kafka } from 'kafkajs';
+import { loadConfig, expressionEnvironment } from './config/load.js';
+import type { Config, Environment } from './config/load.js';
+import { withEnvFile } from './config/env-file.js';
+import { createDeliverer } from './delivery/send.js';
+import { ConfigError, MappingError, describeError } from './errors.js';
+import { createHttpClient } from './http-client.js';
+import { createLogger } from './log.js';
+import type { Logger } from './log.js';
+import { createJsonataCompiler } from './mapping/expression.js';
+import { loadMappings } from './mapping/load.js';
+import { createMapper } from './mapping/render.js';
+import { createMessageHandler } from './pipeline/handle.js';
+import { createPortClient } from './reporting/port-client.js';
+import type { PortClient } from './reporting/port-client.js';
+import { createReporter } from './reporting/reporter.js';
+import { kafkaConnection } from './sources/kafka-client-config.js';
+import type { KafkaCredentials } from './sources/kafka-client-config.js';
+import { fetchKafkaCredentials } from './sources/kafka-credentials.js';
+import { kafkaLogCreator, kafkaLogLevel } from './sources/kafka-log.js';
+import { createKafkaSource } from './sources/kafka.js';
+import type { Source } from './sources/types.js';
+
+export const EXIT_OK = 0;
+export const EXIT_FAILURE = 1;
+/** A configuration mistake: the operator must change something before a restart can help. */
+export const EXIT_CONFIG = 2;
+
+const USER_AGENT = 'port-agent';
+
+/** Prints one line for a configuration mistake — never a stack trace — and gives the exit code. */
+function configFailure(error: ConfigError | MappingError): number {
+  process.stderr.write(`port-agent: ${error.message}\n`);
+  return EXIT_CONFIG;
+}
+
+async function createSource(config: Config, port: PortClient, logger: Logger): Promise<Source> {
+  const credentials: KafkaCredentials = config.kafka.useLocalPortInstance
+    ? { brokers: config.kafka.bootstrapServers, username: undefined, password: undefined }
+    : await fetchKafkaCredentials(port);
+  const kafka = new Kafka({
+    clientId: USER_AGENT,
+    ...kafkaConnection(config.kafka, credentials),
+    logLevel: kafkaLogLevel(config.logLevel),
+    logCreator: kafkaLogCreator(logger),
+  });
+  return createKafkaSource({
+    kafka,
+    groupId: config.kafka.groupId,
+    runsTopic: config.kafka.runsTopic,
+    changeLogTopic: config.kafka.changeLogTopic,
+    sessionTimeoutMs: config.kafka.sessionTimeoutMs,
+    fetchMaxWaitMs: config.kafka.fetchMaxWaitMs,
+    fromBeginning: config.kafka.autoOffsetReset === 'earliest',
+    shutdownGraceMs: config.shutdownGraceMs,
+    logger: logger.child({ stage: 'source' }),
+  });
+}
+
+/** Runs the agent until a signal stops it; resolves with the process exit code. */
+export async function runAgent(processEnv: Environment, workingDirectory: string): Promise<number> {
+  let config: Config;
+  let env: Environment;
+  try {
+    env = withEnvFile(processEnv, workingDirectory);
+    config = loadConfig(env);
+  } catch (error) {
+    if (error instanceof ConfigError) return configFailure(error);
+    throw error;
+  }
+  const logger = createLogger({ level: config.logLevel });
+
+  let mapper;
+  try {
+    const loaded = loadMappings({ ...config.mapping, workingDirectory }, createJsonataCompiler(expressionEnvironment(env)));
+    mapper = createMapper(loaded.mappings);
+    logger.info({ path: loaded.path, builtIn: loaded.isBuiltIn, mappings: loaded.mappings.length }, 'payload mapping loaded');
+  } catch (error) {
+    if (error instanceof ConfigError || error instanceof MappingError) return configFailure(error);
+    throw error;
+  }
+  if (config.streamerName === 'POLLING') {
+    return configFailure(new ConfigError('Invalid configuration: STREAMER_NAME=POLLING is not supported by this version yet; use KAFKA', { variable: 'STREAMER_NAME' }));
+  }
+
+  const portHttp = createHttpClient({ verifyTls: true, userAgent: USER_AGENT });
+  const webhookHttp = createHttpClient({ verifyTls: config.webhook.verifySsl, userAgent: USER_AGENT });
+  const port = createPortClient({
+    http: portHttp,
+    baseUrl: config.port.apiBaseUrl,
+    clientId: config.port.clientId,
+    clientSecret: config.port.clientSecret,
+    logger: logger.child({ stage: 'port-api' }),
+  });
+  const reporter = createReporter({ port, detailedLogging: config.detailedLogging });
+  const handle = createMessageHandler({
+    mapper,
+    deliverer: createDeliverer({ http: webhookHttp, secret: config.port.clientSecret, timeoutMs: config.webhook.timeoutMs }),
+    reporter,
+    logger: logger.child({ stage: 'pipeline' }),
+    secret: config.port.clientSecret,
+  });
+
+  logger.info(
+    {
+      orgId: config.port.orgId,
+      streamer: config.streamerName,
+      groupId: config.kafka.groupId,
+      topics: [config.kafka.runsTopic, config.kafka.changeLogTopic],
+      apiBaseUrl: config.port.apiBaseUrl,
+    },
+    'port-agent starting',
+  );
+  await reporter.announceStreamer(config.streamerName, logger);
+
+  let source: Source;
+  try {
+    source = await createSource(config, port, logger);
+  } catch (error) {
+    if (error instanceof ConfigError) return configFailure(error);
+    logger.fatal({ err: describeError(error) }, 'cannot connect to Kafka');
+    return EXIT_FAILURE;
+  }
+
+  return new Promise<number>((resolve) => {
+    let isStopping = false;
+    const stop = (signal: NodeJS.Signals) => {
+      if (isStopping) {
+        logger.warn({ signal }, 'second signal: exiting now; unfinished messages will be delivered again');
+        resolve(EXIT_FAILURE);
+        return;
+      }
+      isStopping = true;
+      logger.info({ signal }, 'stopping: finishing in-flight runs, then committing');
+      source.stop().then(
+        () => {
+          logger.info('stopped');
+          resolve(EXIT_OK);
+        },
+        (error: unknown) => {
+          logger.error({ err: describeError(error) }, 'stopping failed');
+          resolve(EXIT_FAILURE);
+        },
+      );
+    };
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
+    source.start(handle).catch((error: unknown) => {
+      logger.fatal({ err: describeError(error) }, 'the Kafka source failed');
+      resolve(EXIT_FAILURE);
+    });
+  });
+}

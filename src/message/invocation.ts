@@ -1,0 +1,119 @@
+/**
+ * What a Kafka message means to the agent (SPEC §3): the kind of invocation, its run id and its
+ * invocation method, validated so later stages trust the types.
+ */
+import { MessageError } from '../errors.js';
+
+/** Which of the two subscribed topics a message came from. */
+export type TopicRole = 'runs' | 'changelog';
+
+export type InvocationKind = 'action-run' | 'node-run' | 'changelog';
+
+export interface InvocationMethod {
+  type: string | undefined;
+  url: string | undefined;
+  method: string | undefined;
+  synchronized: boolean;
+  /** SPEC §6: headers Port's docs promise are sent; mapping headers override them. */
+  headers: Record<string, string>;
+}
+
+export type Message = Record<string, unknown>;
+
+export type Classification =
+  | { kind: 'not-for-agent'; runId: string | undefined; reason: string }
+  | { kind: 'invocation'; invocationKind: InvocationKind; runId: string | undefined; rawInvocationMethod: Record<string, unknown> };
+
+const NODE_RUN_PREFIX = 'wfnr_';
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function member(value: unknown, ...path: string[]): unknown {
+  let current = value;
+  for (const key of path) {
+    if (!isRecord(current) || !Object.prototype.hasOwnProperty.call(current, key)) return undefined;
+    current = current[key];
+  }
+  return current;
+}
+
+export function runIdOf(message: unknown): string | undefined {
+  const runId = member(message, 'context', 'runId');
+  return typeof runId === 'string' && runId !== '' ? runId : undefined;
+}
+
+/** SPEC §3: the invocation method's place depends on the topic; only `agent: true` is ours. */
+export function classify(message: unknown, role: TopicRole): Classification {
+  if (!isRecord(message)) throw new MessageError('the message is not a JSON object');
+  const runId = runIdOf(message);
+  const invocationMethod = role === 'runs' ? member(message, 'payload', 'action', 'invocationMethod') : member(message, 'changelogDestination');
+  const where = role === 'runs' ? 'payload.action.invocationMethod' : 'changelogDestination';
+  if (!isRecord(invocationMethod)) return { kind: 'not-for-agent', runId, reason: `no ${where} object` };
+  if (invocationMethod.agent !== true) return { kind: 'not-for-agent', runId, reason: `${where}.agent is not true` };
+  if (role === 'changelog') return { kind: 'invocation', invocationKind: 'changelog', runId, rawInvocationMethod: invocationMethod };
+  if (runId === undefined) throw new MessageError('the run message has no context.runId');
+  return {
+    kind: 'invocation',
+    invocationKind: runId.startsWith(NODE_RUN_PREFIX) ? 'node-run' : 'action-run',
+    runId,
+    rawInvocationMethod: invocationMethod,
+  };
+}
+
+function optionalString(raw: Record<string, unknown>, key: string, where: string, runId: string | undefined): string | undefined {
+  const value = raw[key];
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'string') throw new MessageError(`${where}.${key} must be a string (got ${typeof value})`, { runId });
+  return value;
+}
+
+/** Narrows the invocation method's fields; a wrong type is a MessageError naming the field. */
+export function readInvocationMethod(raw: Record<string, unknown>, role: TopicRole, runId: string | undefined): InvocationMethod {
+  const where = role === 'runs' ? 'invocationMethod' : 'changelogDestination';
+  const synchronized = raw.synchronized;
+  if (synchronized !== undefined && synchronized !== null && typeof synchronized !== 'boolean') {
+    throw new MessageError(`${where}.synchronized must be a boolean (got ${typeof synchronized})`, { runId });
+  }
+  const headers: Record<string, string> = {};
+  if (raw.headers !== undefined && raw.headers !== null) {
+    if (!isRecord(raw.headers)) throw new MessageError(`${where}.headers must be an object`, { runId });
+    for (const [name, value] of Object.entries(raw.headers)) {
+      if (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean') {
+        throw new MessageError(`${where}.headers.${name} must be a string`, { runId });
+      }
+      headers[name] = String(value);
+    }
+  }
+  return {
+    type: optionalString(raw, 'type', where, runId),
+    url: optionalString(raw, 'url', where, runId),
+    method: optionalString(raw, 'method', where, runId),
+    synchronized: synchronized === true,
+    headers,
+  };
+}
+
+/**
+ * SPEC §4/§5: the message the mapping and the default body see has the signature headers removed
+ * (the whole `headers` key for GitLab), as the official agent does before mapping.
+ */
+export function withoutSignatureHeaders(message: Message, invocationType: string | undefined): Message {
+  if (!isRecord(message.headers)) return message;
+  const copy: Message = { ...message };
+  if (invocationType === 'GITLAB') {
+    delete copy.headers;
+    return copy;
+  }
+  const headers = { ...message.headers };
+  delete headers['X-Port-Signature'];
+  delete headers['X-Port-Timestamp'];
+  copy.headers = headers;
+  return copy;
+}
+
+/** A run id found in bytes that are not valid JSON, so the failure can still be reported. */
+export function recoverRunId(text: string): string | undefined {
+  return /"runId"\s*:\s*"((?:r|wfnr)_[A-Za-z0-9_-]{1,200})"/.exec(text)?.[1];
+}

@@ -1,0 +1,174 @@
+/**
+ * Runs the stages for one message — parse, classify, verify, map, deliver, report — and says how
+ * it ended so the source can commit. It never throws: whatever happens to one message must not
+ * block its partition (SPEC §2), and a run the agent accepted always gets a final report (SPEC §7).
+ */
+import type { Deliverer } from '../delivery/send.js';
+import { isSuccessStatus } from '../delivery/send.js';
+import { MappingError, MessageError, describeError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { Mapper } from '../mapping/render.js';
+import { classify, readInvocationMethod, recoverRunId, withoutSignatureHeaders } from '../message/invocation.js';
+import type { InvocationKind, InvocationMethod, Message, TopicRole } from '../message/invocation.js';
+import { parseRawJson, toPlainValue } from '../message/raw-json.js';
+import type { JsonNode } from '../message/raw-json.js';
+import { verifyIncomingSignature } from '../message/signature.js';
+import type { Reporter, RunRef } from '../reporting/reporter.js';
+import { displayUrl, failureSummary } from '../reporting/summary.js';
+import type { HandleOutcome, SourceMessage } from '../sources/types.js';
+
+export interface HandlerDeps {
+  mapper: Mapper;
+  deliverer: Deliverer;
+  reporter: Reporter;
+  logger: Logger;
+  /** HMAC key of incoming signatures. */
+  secret: string;
+}
+
+function runRefFor(kind: InvocationKind, runId: string | undefined, synchronized: boolean): RunRef | undefined {
+  if (kind === 'changelog' || runId === undefined) return undefined;
+  return { kind, runId, synchronized };
+}
+
+export function createMessageHandler(deps: HandlerDeps): (message: SourceMessage) => Promise<HandleOutcome> {
+  const { mapper, deliverer, reporter, secret } = deps;
+
+  /** A message we cannot read: log with its location, and report FAILURE when a run id is visible. */
+  async function unreadable(error: MessageError, role: TopicRole, logger: Logger): Promise<HandleOutcome> {
+    const runId = error.runId;
+    logger.warn({ runId, err: error.message }, 'message dropped: it cannot be read');
+    if (role === 'runs' && runId !== undefined) {
+      const run: RunRef = { kind: runId.startsWith('wfnr_') ? 'node-run' : 'action-run', runId, synchronized: false };
+      await reporter.failed(run, failureSummary(error), logger);
+      return 'failed';
+    }
+    return 'dropped';
+  }
+
+  async function process(message: SourceMessage, logger: Logger): Promise<HandleOutcome> {
+    if (message.value === null || message.value.length === 0) {
+      logger.warn('message dropped: it has no value');
+      return 'dropped';
+    }
+    let root: JsonNode;
+    try {
+      root = parseRawJson(message.value);
+    } catch (error) {
+      const text = message.value.toString('utf8');
+      return unreadable(new MessageError(`not valid JSON: ${describeError(error)}`, { runId: recoverRunId(text), cause: error }), message.role, logger);
+    }
+    const plain = toPlainValue(root);
+    let classification;
+    try {
+      classification = classify(plain, message.role);
+    } catch (error) {
+      if (error instanceof MessageError) return unreadable(error, message.role, logger);
+      throw error;
+    }
+    const runLogger = classification.runId === undefined ? logger : logger.child({ runId: classification.runId });
+    if (classification.kind === 'not-for-agent') {
+      runLogger.info({ reason: classification.reason }, 'message skipped: not for an agent');
+      return 'skipped';
+    }
+    const { invocationKind, runId, rawInvocationMethod } = classification;
+
+    // SPEC §4: change-log events are not signed; everything on the runs topic must be.
+    if (message.role === 'runs') {
+      const verdict = verifyIncomingSignature(root, secret);
+      if (!verdict.valid) {
+        runLogger.warn({ reason: verdict.reason }, 'message dropped: invalid signature');
+        // The run id cannot be trusted, but Port waits on a node run; the reference fails it too.
+        if (invocationKind === 'node-run' && runId !== undefined) {
+          await reporter.failed({ kind: 'node-run', runId, synchronized: false }, 'The agent rejected the message: its signature is invalid.', runLogger);
+        }
+        return 'dropped';
+      }
+    }
+
+    let invocationMethod: InvocationMethod;
+    try {
+      invocationMethod = readInvocationMethod(rawInvocationMethod, message.role, runId);
+    } catch (error) {
+      if (error instanceof MessageError) return unreadable(error, message.role, runLogger);
+      throw error;
+    }
+    const run = runRefFor(invocationKind, runId, invocationMethod.synchronized);
+    const body = withoutSignatureHeaders(plain as Message, invocationMethod.type);
+    return deliverInvocation(body, invocationKind, invocationMethod, run, runLogger);
+  }
+
+  async function deliverInvocation(
+    body: Message,
+    kind: InvocationKind,
+    invocationMethod: InvocationMethod,
+    run: RunRef | undefined,
+    logger: Logger,
+  ): Promise<HandleOutcome> {
+    try {
+      const mapping = await mapper.select(body);
+      if (mapping === undefined) {
+        if (run?.kind === 'node-run') {
+          logger.warn('node run failed: no payload mapping matches it');
+          await reporter.failed(run, 'The agent found no payload mapping for this workflow node run.', logger);
+          return 'failed';
+        }
+        // SPEC §5: silence, so several agents can split runs between them with `enabled` filters.
+        logger.info('message skipped: no payload mapping matches it');
+        return 'skipped';
+      }
+
+      if (run) {
+        await reporter.received(run, logger);
+        await reporter.preparing(run, logger);
+      }
+      const request = await mapper.renderRequest(mapping, body, {
+        url: invocationMethod.url,
+        method: invocationMethod.method ?? 'POST',
+        body,
+        headers: invocationMethod.headers,
+      });
+      const requestLogger = logger.child({ url: displayUrl(request.url), method: request.method });
+      if (run) await reporter.sending(run, requestLogger);
+      const result = await deliverer.deliver(request, requestLogger);
+
+      if (result.kind === 'failure') {
+        const summary = failureSummary(result.error);
+        requestLogger.error({ attempt: result.attempts, durationMs: result.durationMs, err: result.error.message }, 'run failed: the request could not be delivered');
+        if (run) await reporter.failed(run, summary, requestLogger);
+        return 'failed';
+      }
+
+      const { response } = result;
+      const succeeded = isSuccessStatus(response.status);
+      const fields = { status: response.status, attempt: result.attempts, durationMs: result.durationMs };
+      if (succeeded) requestLogger.info(fields, 'request delivered');
+      else requestLogger.error(fields, 'run failed: the service answered with an error status');
+      if (run) {
+        const overrides = await mapper.renderReport(mapping, {
+          body,
+          request,
+          response: { statusCode: response.status, headers: response.headers, text: response.text, json: response.json ?? null },
+        });
+        await reporter.responded(run, response, overrides, requestLogger);
+      }
+      return succeeded ? 'delivered' : 'failed';
+    } catch (error) {
+      if (!(error instanceof MappingError)) throw error;
+      logger.error({ mappingIndex: error.mappingIndex, field: error.field, err: error.message }, 'run failed: the payload mapping failed');
+      if (run) await reporter.failed(run, failureSummary(error), logger);
+      return 'failed';
+    }
+  }
+
+  return async (message) => {
+    const logger = deps.logger.child({ topic: message.topic, partition: message.partition, offset: message.offset });
+    try {
+      return await process(message, logger);
+    } catch (error) {
+      // A defect in the agent: log everything, but never block the partition on it.
+      logger.error({ err: error }, 'message handling failed unexpectedly');
+      return 'failed';
+    }
+  };
+}

@@ -1,0 +1,131 @@
+/**
+ * Calls to the Port API with one cached access token (SPEC §7): fetched once, reused until shortly
+ * before it expires, fetched again when a call answers 401. Every call resolves to a value; the
+ * caller decides what a failure means for its run. No token or secret ever reaches a log line.
+ */
+import type { AxiosInstance } from 'axios';
+import { ReportError, describeError } from '../errors.js';
+import { parseJsonBody } from '../http-client.js';
+import type { Logger } from '../log.js';
+
+export type PortCallResult =
+  | { ok: true; status: number; data: unknown }
+  | { ok: false; status: number | undefined; text: string; error: ReportError };
+
+export interface PortClient {
+  /** `route` is the path template used in logs and errors, e.g. `PATCH /v1/actions/runs/:runId`. */
+  call(method: string, path: string, route: string, body?: unknown, headers?: Record<string, string>): Promise<PortCallResult>;
+  /** How many access tokens were requested so far. */
+  tokenRequests(): number;
+}
+
+export interface PortClientDeps {
+  http: AxiosInstance;
+  baseUrl: string;
+  clientId: string;
+  clientSecret: string;
+  logger: Logger;
+  /** Timeout of one Port API call. */
+  timeoutMs?: number;
+  now?: () => number;
+}
+
+const TOKEN_ROUTE = 'POST /v1/auth/access_token';
+const DEFAULT_TIMEOUT_MS = 15_000;
+/** Refresh this long before expiry so a token never expires in flight. */
+const TOKEN_REFRESH_MARGIN_MS = 60_000;
+
+interface CachedToken {
+  value: string;
+  refreshAtMs: number;
+}
+
+function tokenFrom(data: unknown): { accessToken: string; expiresInSeconds: number } | undefined {
+  if (typeof data !== 'object' || data === null) return undefined;
+  const { accessToken, expiresIn } = data as Record<string, unknown>;
+  if (typeof accessToken !== 'string' || accessToken === '') return undefined;
+  return { accessToken, expiresInSeconds: typeof expiresIn === 'number' && expiresIn > 0 ? expiresIn : 3600 };
+}
+
+export function createPortClient(deps: PortClientDeps): PortClient {
+  const now = deps.now ?? Date.now;
+  const timeoutMs = deps.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  let token: CachedToken | undefined;
+  let pendingToken: Promise<CachedToken> | undefined;
+  let tokenRequestCount = 0;
+
+  async function send(method: string, path: string, route: string, body: unknown, headers: Record<string, string>): Promise<PortCallResult> {
+    try {
+      const response = await deps.http.request<string>({
+        method,
+        url: `${deps.baseUrl}${path}`,
+        headers: { 'Content-Type': 'application/json', ...headers },
+        data: body === undefined ? undefined : JSON.stringify(body),
+        timeout: timeoutMs,
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+      const text = typeof response.data === 'string' ? response.data : '';
+      if (response.status >= 200 && response.status < 300) return { ok: true, status: response.status, data: parseJsonBody(text) };
+      return {
+        ok: false,
+        status: response.status,
+        text,
+        error: new ReportError(`Port API ${route} answered ${response.status}`, {
+          route,
+          status: response.status,
+          responseText: text,
+          retriable: response.status === 429 || response.status >= 500,
+        }),
+      };
+    } catch (error) {
+      const message = describeError(error);
+      return {
+        ok: false,
+        status: undefined,
+        text: message,
+        error: new ReportError(`Port API ${route} could not be reached: ${message}`, { route, retriable: true, cause: error }),
+      };
+    }
+  }
+
+  async function fetchToken(): Promise<CachedToken> {
+    tokenRequestCount += 1;
+    const result = await send('POST', '/v1/auth/access_token', TOKEN_ROUTE, { clientId: deps.clientId, clientSecret: deps.clientSecret }, {});
+    if (!result.ok) throw result.error;
+    const parsed = tokenFrom(result.data);
+    if (!parsed) throw new ReportError('Port API returned no access token', { route: TOKEN_ROUTE, status: result.status, retriable: true });
+    const lifetimeMs = parsed.expiresInSeconds * 1000;
+    const margin = Math.min(TOKEN_REFRESH_MARGIN_MS, lifetimeMs / 10);
+    deps.logger.debug({ route: TOKEN_ROUTE, expiresInSeconds: parsed.expiresInSeconds }, 'access token obtained');
+    return { value: parsed.accessToken, refreshAtMs: now() + lifetimeMs - margin };
+  }
+
+  /** One token request at a time, shared by every caller waiting for it. */
+  async function currentToken(): Promise<CachedToken> {
+    if (token && now() < token.refreshAtMs) return token;
+    pendingToken ??= fetchToken().finally(() => {
+      pendingToken = undefined;
+    });
+    token = await pendingToken;
+    return token;
+  }
+
+  return {
+    async call(method, path, route, body, headers = {}) {
+      for (let attempt = 1; ; attempt += 1) {
+        let used: CachedToken;
+        try {
+          used = await currentToken();
+        } catch (error) {
+          const reportError = error instanceof ReportError ? error : new ReportError(describeError(error), { route: TOKEN_ROUTE, retriable: true, cause: error });
+          return { ok: false, status: reportError.status, text: reportError.message, error: reportError };
+        }
+        const result = await send(method, path, route, body, { ...headers, Authorization: `Bearer ${used.value}` });
+        if (result.ok || result.status !== 401 || attempt > 1) return result;
+        // A rejected token (revoked, clock skew): drop it unless another call already replaced it.
+        if (token === used) token = undefined;
+      }
+    },
+    tokenRequests: () => tokenRequestCount,
+  };
+}

@@ -1,0 +1,146 @@
+/**
+ * The Kafka source (SPEC §2): one consumer group on the runs and change-log topics, offsets
+ * committed only after a message is handled, a consumer that kafkajs gives up on is rebuilt, and a
+ * member without partitions waits as a standby.
+ */
+import { setTimeout as delay } from 'node:timers/promises';
+import type { Consumer, Kafka } from 'kafkajs';
+import { describeError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { TopicRole } from '../message/invocation.js';
+import type { MessageHandler, Source } from './types.js';
+
+export interface KafkaSourceDeps {
+  kafka: Kafka;
+  groupId: string;
+  runsTopic: string;
+  changeLogTopic: string;
+  sessionTimeoutMs: number;
+  fetchMaxWaitMs: number;
+  /** KAFKA_CONSUMER_AUTO_OFFSET_RESET=earliest: a group without offsets starts at the beginning. */
+  fromBeginning: boolean;
+  shutdownGraceMs: number;
+  logger: Logger;
+}
+
+/** Partitions handled at once; each partition still handles its messages in order. */
+const PARTITIONS_CONSUMED_CONCURRENTLY = 16;
+const RESTART_INITIAL_BACKOFF_MS = 1_000;
+const RESTART_MAX_BACKOFF_MS = 30_000;
+
+function nextOffset(offset: string): string {
+  return (BigInt(offset) + 1n).toString();
+}
+
+function assignedPartitions(assignment: Record<string, number[]>): number {
+  return Object.values(assignment).reduce((total, partitions) => total + partitions.length, 0);
+}
+
+export function createKafkaSource(deps: KafkaSourceDeps): Source {
+  const logger = deps.logger;
+  const roleOf = (topic: string): TopicRole => (topic === deps.changeLogTopic ? 'changelog' : 'runs');
+  let consumer: Consumer | undefined;
+  let handler: MessageHandler | undefined;
+  let isStopping = false;
+  let restarting: Promise<void> | undefined;
+
+  function createConsumer(): Consumer {
+    const created = deps.kafka.consumer({
+      groupId: deps.groupId,
+      sessionTimeout: deps.sessionTimeoutMs,
+      heartbeatInterval: Math.max(500, Math.floor(deps.sessionTimeoutMs / 10)),
+      maxWaitTimeInMs: deps.fetchMaxWaitMs,
+    });
+    created.on(created.events.GROUP_JOIN, (event) => {
+      const partitions = assignedPartitions(event.payload.memberAssignment);
+      if (partitions === 0) {
+        // SPEC §2, deliberate difference: another replica holds the partitions; wait for a rebalance.
+        logger.info({ groupId: deps.groupId, memberId: event.payload.memberId }, 'joined the consumer group as a standby (no partitions assigned)');
+      } else {
+        logger.info({ groupId: deps.groupId, memberId: event.payload.memberId, assignment: event.payload.memberAssignment }, 'joined the consumer group');
+      }
+    });
+    created.on(created.events.CRASH, (event) => {
+      const { error, restart } = event.payload;
+      if (restart) {
+        logger.warn({ err: describeError(error) }, 'Kafka consumer crashed; kafkajs restarts it');
+        return;
+      }
+      if (isStopping || created !== consumer) return;
+      logger.error({ err: describeError(error) }, 'Kafka consumer crashed and kafkajs will not restart it; rebuilding the consumer');
+      restarting ??= rebuild().finally(() => {
+        restarting = undefined;
+      });
+    });
+    return created;
+  }
+
+  async function run(current: Consumer, onMessage: MessageHandler): Promise<void> {
+    await current.connect();
+    await current.subscribe({ topics: [deps.runsTopic, deps.changeLogTopic], fromBeginning: deps.fromBeginning });
+    await current.run({
+      autoCommit: false,
+      partitionsConsumedConcurrently: PARTITIONS_CONSUMED_CONCURRENTLY,
+      eachMessage: async ({ topic, partition, message }) => {
+        await onMessage({ topic, partition, offset: message.offset, role: roleOf(topic), value: message.value });
+        try {
+          // SPEC §2: commit only after the message is handled, so a crash means redelivery, not loss.
+          await current.commitOffsets([{ topic, partition, offset: nextOffset(message.offset) }]);
+        } catch (error) {
+          // The next commit on this partition covers this offset; after a rebalance the new owner
+          // redelivers from the last committed offset, so nothing is lost.
+          logger.warn({ topic, partition, offset: message.offset, err: describeError(error) }, 'offset commit failed');
+        }
+      },
+    });
+  }
+
+  /** Connects and runs a fresh consumer, retrying with backoff until it works or the agent stops. */
+  async function startWithRetry(): Promise<void> {
+    let backoffMs = RESTART_INITIAL_BACKOFF_MS;
+    while (!isStopping && handler) {
+      const current = createConsumer();
+      consumer = current;
+      try {
+        await run(current, handler);
+        logger.info({ groupId: deps.groupId, topics: [deps.runsTopic, deps.changeLogTopic] }, 'consuming');
+        return;
+      } catch (error) {
+        logger.error({ err: describeError(error), retryInMs: backoffMs }, 'could not start the Kafka consumer; retrying');
+        await current.disconnect().catch(() => undefined);
+        await delay(backoffMs);
+        backoffMs = Math.min(backoffMs * 2, RESTART_MAX_BACKOFF_MS);
+      }
+    }
+  }
+
+  async function rebuild(): Promise<void> {
+    const previous = consumer;
+    consumer = undefined;
+    await previous?.disconnect().catch((error: unknown) => logger.warn({ err: describeError(error) }, 'disconnecting the crashed consumer failed'));
+    await delay(RESTART_INITIAL_BACKOFF_MS);
+    await startWithRetry();
+  }
+
+  return {
+    async start(onMessage) {
+      handler = onMessage;
+      await startWithRetry();
+    },
+    async stop() {
+      isStopping = true;
+      const current = consumer;
+      if (!current) return;
+      // disconnect() waits for the messages in hand to finish (and commit) before leaving the group.
+      const finished = current.disconnect().then(
+        () => true,
+        (error: unknown) => {
+          logger.warn({ err: describeError(error) }, 'Kafka consumer did not disconnect cleanly');
+          return true;
+        },
+      );
+      const inTime = await Promise.race([finished, delay(deps.shutdownGraceMs).then(() => false)]);
+      if (!inTime) logger.warn({ graceMs: deps.shutdownGraceMs }, 'in-flight messages did not finish within the grace period; they will be delivered again');
+    },
+  };
+}
