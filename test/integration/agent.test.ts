@@ -1,0 +1,226 @@
+/**
+ * The agent's main path end to end (SPEC §2–§7): real broker, real HTTP services, the Port
+ * stand-in, and the built agent as its own process, checked from the outside.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { AgentProcess } from '../support/agent-process.js';
+import { startBroker } from '../support/broker.js';
+import type { Broker } from '../support/broker.js';
+import { disconnectKafkaClients, produce } from '../support/kafka.js';
+import { actionRunMessage, changelogMessage, nodeRunMessage, signed } from '../support/messages.js';
+import { startPortStandIn } from '../support/port-stand-in.js';
+import type { PortStandIn } from '../support/port-stand-in.js';
+import { waitFor } from '../support/wait.js';
+import { refusedUrl, startWebhookTarget } from '../support/webhook-target.js';
+import type { WebhookTarget } from '../support/webhook-target.js';
+import { agentSetup, startConsumingAgent } from './harness.js';
+import type { AgentSetup } from './harness.js';
+
+const FINISHED = 'Port agent finished processing the action run';
+
+describe('the agent delivers runs and reports them to Port', () => {
+  let broker: Broker;
+  let port: PortStandIn;
+  let target: WebhookTarget;
+  let agent: AgentProcess;
+  let setup: AgentSetup;
+  let deadUrl: string;
+
+  const runsWith = (path: string) => target.requests.filter((request) => request.path === path);
+
+  before(async () => {
+    broker = await startBroker();
+    port = await startPortStandIn();
+    deadUrl = `${await refusedUrl()}/refused`;
+    target = await startWebhookTarget({
+      secret: port.clientSecret,
+      respond: (request) => {
+        if (request.path === '/sync-ok') return { status: 200, body: { deployed: true, version: '1.4.2' } };
+        if (request.path === '/sync-fail') return { status: 500, body: 'database is down' };
+        if (request.path === '/node-fail') return { status: 502, body: 'bad gateway' };
+        if (request.path === '/node-ok') return { status: 201, body: { nodeResult: 'ok' } };
+        return { status: 202 };
+      },
+    });
+    setup = agentSetup(broker, port);
+    const secret = port.clientSecret;
+    const url = (path: string) => `${target.url}${path}`;
+    await produce(broker.brokers, setup.runsTopic, [
+      { key: 'a', value: signed(actionRunMessage({ runId: 'r_async', url: url('/async') }), secret) },
+      { key: 'b', value: signed(actionRunMessage({ runId: 'r_sync_ok', url: url('/sync-ok'), synchronized: true }), secret) },
+      { key: 'c', value: signed(actionRunMessage({ runId: 'r_sync_fail', url: url('/sync-fail'), synchronized: true }), secret) },
+      { key: 'd', value: signed(actionRunMessage({ runId: 'r_refused', url: deadUrl, synchronized: true }), secret) },
+      { key: 'e', value: signed(actionRunMessage({ runId: 'r_not_agent', url: url('/not-agent'), agent: false }), secret) },
+      { key: 'f', value: JSON.stringify({ ...actionRunMessage({ runId: 'r_bad_sig', url: url('/bad-signature') }), headers: { 'X-Port-Signature': 'v1,AAAA', 'X-Port-Timestamp': 1713277889 } }) },
+      { key: 'g', value: signed(actionRunMessage({ runId: 'r_put', url: url('/put'), method: 'PUT' }), secret) },
+      { key: 'h', value: signed(actionRunMessage({ runId: 'r_patch', url: url('/patch'), method: 'PATCH' }), secret) },
+      { key: 'i', value: signed(actionRunMessage({ runId: 'r_delete', url: url('/delete'), method: 'DELETE' }), secret) },
+      { key: 'j', value: signed(actionRunMessage({ runId: 'r_get', url: url('/get'), method: 'GET' }), secret) },
+      { key: 'k', value: signed(actionRunMessage({ runId: 'r_headers', url: url('/headers'), headers: { 'X-Team': 'payments' } }), secret) },
+      { key: 'l', value: signed(nodeRunMessage({ runId: 'wfnr_ok', url: url('/node-ok') }), secret) },
+      { key: 'm', value: signed(nodeRunMessage({ runId: 'wfnr_fail', url: url('/node-fail') }), secret) },
+      // Same key, same partition: the broken message must not hold back the valid one after it.
+      { key: 'stuck', value: '{"this is": not json' },
+      { key: 'stuck', value: signed(actionRunMessage({ runId: 'r_after_garbage', url: url('/after-garbage') }), secret) },
+    ]);
+    await produce(broker.brokers, setup.changeLogTopic, [{ value: JSON.stringify(changelogMessage({ url: url('/changelog'), runId: 'r_subject' })) }]);
+    agent = await startConsumingAgent(setup);
+    await waitFor(() => port.actionRunLogs('r_after_garbage').includes('Port agent finished processing the action run') && runsWith('/changelog').length === 1 && port.nodeRunPatches('wfnr_fail').length === 1, {
+      timeoutMs: 30_000,
+      description: 'every run handled',
+    });
+  });
+
+  after(async () => {
+    await agent?.stop();
+    await target?.close();
+    await port?.close();
+    await disconnectKafkaClients();
+    await broker?.stop();
+  });
+
+  it('delivers an asynchronous run, signed over the exact body, and leaves its status to the service', () => {
+    const [request] = runsWith('/async');
+    assert.ok(request, 'the service got the request');
+    assert.equal(request.method, 'POST');
+    assert.equal(request.signatureValid, true);
+    assert.equal(request.headers['content-type'], 'application/json');
+    const body = request.json as Record<string, unknown>;
+    assert.deepEqual(body.context, { entity: 'checkout', blueprint: 'service', runId: 'r_async' });
+    assert.deepEqual(body.headers, {}, 'the signature headers are removed from the body');
+    assert.doesNotMatch(request.rawBody, /\n|": /, 'the body is compact JSON');
+    assert.deepEqual(port.actionRunLogs('r_async'), [
+      'An action message has been received',
+      'Preparing the payload for the request',
+      'Sending the request',
+      'Action invocation has completed successfully with status code: 202',
+      FINISHED,
+    ]);
+    assert.deepEqual(port.actionRunPatches('r_async'), [], 'no status for an asynchronous success');
+  });
+
+  it('reports the response and SUCCESS of a synchronous run, with every run log in order', () => {
+    assert.deepEqual(port.actionRunLogs('r_sync_ok'), [
+      'An action message has been received',
+      'Preparing the payload for the request',
+      'Sending the request',
+      'Action invocation has completed successfully with status code: 200',
+      'Reporting the run response',
+      'The run response was reported successfully ',
+      FINISHED,
+    ]);
+    assert.deepEqual(port.actionRunResponses('r_sync_ok'), [{ deployed: true, version: '1.4.2' }]);
+    assert.deepEqual(port.actionRunPatches('r_sync_ok'), [{ status: 'SUCCESS' }]);
+  });
+
+  it('reports FAILURE with the exact summary when a synchronous run gets a 500', () => {
+    assert.deepEqual(port.actionRunPatches('r_sync_fail'), [
+      { status: 'FAILURE', summary: 'Failed to invoke the webhook with status code: 500. Response: database is down' },
+    ]);
+    assert.deepEqual(port.actionRunLogs('r_sync_fail'), [
+      'An action message has been received',
+      'Preparing the payload for the request',
+      'Sending the request',
+      'Action invocation failed with status code: 500 and response: database is down',
+      'Reporting the run response',
+      'The run response was reported successfully ',
+    ]);
+    assert.deepEqual(port.actionRunResponses('r_sync_fail'), ['database is down']);
+  });
+
+  it('reports FAILURE with a clear summary when the service refuses connections', () => {
+    const patches = port.actionRunPatches('r_refused') as { status: string; summary: string }[];
+    assert.equal(patches.length, 1);
+    assert.equal(patches[0]?.status, 'FAILURE');
+    assert.match(patches[0]?.summary ?? '', /could not deliver the request to POST http:\/\/127\.0\.0\.1:\d+\/refused: connection refused \(ECONNREFUSED\)/);
+    const logs = port.actionRunLogs('r_refused');
+    assert.deepEqual(logs.slice(0, 3), ['An action message has been received', 'Preparing the payload for the request', 'Sending the request']);
+    assert.equal(logs[3], patches[0]?.summary, 'the summary is also a run log line');
+    assert.ok(!logs.includes(FINISHED));
+  });
+
+  it('sends nothing for agent: false', () => {
+    assert.equal(runsWith('/not-agent').length, 0);
+    assert.equal(port.apiCallsForRun('r_not_agent').length, 0);
+    assert.ok(agent.logs.some((line) => line.msg === 'message skipped: not for an agent' && line.runId === 'r_not_agent'));
+  });
+
+  it('drops a message with a bad signature: nothing sent, nothing reported', () => {
+    assert.equal(runsWith('/bad-signature').length, 0);
+    assert.equal(port.apiCallsForRun('r_bad_sig').length, 0);
+    const line = agent.logs.find((entry) => entry.msg === 'message dropped: invalid signature');
+    assert.ok(line, 'a warning says why');
+    assert.equal(line.level, 'warn');
+    assert.equal(line.topic, setup.runsTopic);
+    assert.equal(typeof line.partition, 'number');
+    assert.equal(typeof line.offset, 'string');
+  });
+
+  for (const [path, method] of [['/put', 'PUT'], ['/patch', 'PATCH'], ['/delete', 'DELETE'], ['/get', 'GET']] as const) {
+    it(`sends ${method} with the signed body`, () => {
+      const [request] = runsWith(path);
+      assert.ok(request, `${method} reached the service`);
+      assert.equal(request.method, method);
+      assert.equal(request.signatureValid, true);
+      assert.equal((request.json as { context: { runId: string } }).context.runId, `r_${method.toLowerCase()}`);
+    });
+  }
+
+  it('sends the headers declared in the invocation method', () => {
+    const [request] = runsWith('/headers');
+    assert.equal(request?.headers['x-team'], 'payments');
+  });
+
+  it('delivers a change-log event and reports nothing about it', () => {
+    const [request] = runsWith('/changelog');
+    assert.ok(request);
+    assert.equal((request.json as { diff: unknown }).diff !== undefined, true);
+    assert.equal(port.apiCallsForRun('r_subject').length, 0, 'the run named in a change-log event is its subject, not an invocation');
+  });
+
+  it('completes a workflow node run with its response', () => {
+    assert.deepEqual(port.nodeRunLogs('wfnr_ok'), [
+      'A workflow node run has been received',
+      'Sending the request',
+      'Action invocation has completed successfully with status code: 201',
+      'Port agent finished processing the workflow node run',
+    ]);
+    assert.deepEqual(port.nodeRunPatches('wfnr_ok'), [{ status: 'COMPLETED', result: 'SUCCESS', output: { response: { status: 201, data: { nodeResult: 'ok' } } } }]);
+  });
+
+  it('fails a workflow node run whose service answers an error', () => {
+    assert.deepEqual(port.nodeRunPatches('wfnr_fail'), [{ status: 'COMPLETED', result: 'FAILED' }]);
+    assert.deepEqual(port.nodeRunLogs('wfnr_fail'), [
+      'A workflow node run has been received',
+      'Sending the request',
+      'Action invocation failed with status code: 502 and response: bad gateway',
+    ]);
+  });
+
+  it('skips a message that is not JSON and delivers the valid one behind it', () => {
+    assert.equal(runsWith('/after-garbage').length, 1);
+    const line = agent.logs.find((entry) => entry.msg === 'message dropped: it cannot be read');
+    assert.ok(line, 'the broken message is logged');
+    assert.equal(line.topic, setup.runsTopic);
+    assert.match(String(line.err), /not valid JSON/);
+  });
+
+  it('asks Port for one access token for the whole series of runs', () => {
+    assert.equal(port.tokenRequests(), 1);
+  });
+
+  it('announces its streamer to Port at start', () => {
+    const calls = port.callsTo('PATCH /v1/organization');
+    assert.deepEqual(calls.map((call) => call.body), [{ settings: { portAgentStreamerName: 'KAFKA' } }]);
+  });
+
+  it('never logs the client secret or the token', () => {
+    const text = JSON.stringify(agent.logs) + agent.stderr();
+    assert.ok(!text.includes(port.clientSecret), 'no client secret');
+    for (const call of port.calls) {
+      const authorization = call.headers.authorization;
+      if (authorization) assert.ok(!text.includes(authorization.replace('Bearer ', '')), 'no token');
+    }
+  });
+});

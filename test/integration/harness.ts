@@ -1,0 +1,48 @@
+/**
+ * Shared setup of the agent's integration tests: the real broker, a Port stand-in, and the built
+ * agent as its own process with an environment pointing at them.
+ */
+import { startAgent } from '../support/agent-process.js';
+import type { AgentLogLine, AgentProcess } from '../support/agent-process.js';
+import type { Broker } from '../support/broker.js';
+import { uniqueName } from '../support/kafka.js';
+import type { PortStandIn } from '../support/port-stand-in.js';
+
+export interface AgentSetup {
+  orgId: string;
+  runsTopic: string;
+  changeLogTopic: string;
+  groupId: string;
+  env: Record<string, string>;
+}
+
+/** A fresh org (so fresh topics and group) wired to the broker and the Port stand-in. */
+export function agentSetup(broker: Broker, port: PortStandIn, extra: Record<string, string> = {}): AgentSetup {
+  const orgId = uniqueName('org');
+  const env: Record<string, string> = {
+    PORT_ORG_ID: orgId,
+    PORT_CLIENT_ID: port.clientId,
+    PORT_CLIENT_SECRET: port.clientSecret,
+    PORT_API_BASE_URL: port.url,
+    USING_LOCAL_PORT_INSTANCE: 'true',
+    KAFKA_CONSUMER_BOOTSTRAP_SERVERS: broker.brokers.join(','),
+    // TESTING.md: the mock broker needs a short fetch wait and a session timeout of 6–10 s.
+    KAFKA_CONSUMER_SESSION_TIMEOUT_MS: '6000',
+    KAFKA_CONSUMER_FETCH_MAX_WAIT_MS: '50',
+    WEBHOOK_INVOKER_TIMEOUT: '3',
+    LOG_LEVEL: 'DEBUG',
+    ...extra,
+  };
+  return { orgId, runsTopic: `${orgId}.runs`, changeLogTopic: `${orgId}.change.log`, groupId: orgId, env };
+}
+
+export function isConsuming(line: AgentLogLine): boolean {
+  return line.msg === 'joined the consumer group' || line.msg === 'joined the consumer group as a standby (no partitions assigned)';
+}
+
+/** Starts the agent and waits until it has joined its consumer group. */
+export async function startConsumingAgent(setup: AgentSetup, options: { cwd?: string } = {}): Promise<AgentProcess> {
+  const agent = startAgent(setup.env, options);
+  await agent.waitForLog(isConsuming, 30_000);
+  return agent;
+}

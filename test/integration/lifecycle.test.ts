@@ -1,0 +1,120 @@
+/**
+ * Process life (SPEC §2, §9): nothing is lost when the agent is killed mid-run, a clean stop
+ * finishes the run in hand and commits, and a consumer that kafkajs gives up on is rebuilt.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { startBroker } from '../support/broker.js';
+import type { Broker } from '../support/broker.js';
+import { committedOffsets, disconnectKafkaClients, produce } from '../support/kafka.js';
+import { actionRunMessage, signed } from '../support/messages.js';
+import { startPortStandIn } from '../support/port-stand-in.js';
+import type { PortStandIn } from '../support/port-stand-in.js';
+import { waitFor } from '../support/wait.js';
+import { startWebhookTarget } from '../support/webhook-target.js';
+import type { WebhookTarget } from '../support/webhook-target.js';
+import { agentSetup, startConsumingAgent } from './harness.js';
+
+const FINISHED = 'Port agent finished processing the action run';
+
+/** Sum of committed offsets over the topic's partitions: the number of messages handled. */
+async function committedCount(broker: Broker, groupId: string, topic: string): Promise<number> {
+  const offsets = await committedOffsets(broker.brokers, groupId, topic);
+  let total = 0;
+  for (const offset of offsets.values()) if (Number(offset) > 0) total += Number(offset);
+  return total;
+}
+
+describe('agent process life', () => {
+  let broker: Broker;
+  let port: PortStandIn;
+  let target: WebhookTarget;
+  /** Paths whose first request is held until released, to catch the agent mid-run. */
+  const slowFirst = new Map<string, number>();
+
+  before(async () => {
+    broker = await startBroker();
+    port = await startPortStandIn();
+    target = await startWebhookTarget({
+      secret: port.clientSecret,
+      respond: (request) => {
+        const delayMs = slowFirst.get(request.path);
+        if (delayMs !== undefined) {
+          slowFirst.delete(request.path);
+          return { status: 200, delayMs };
+        }
+        return { status: 200 };
+      },
+    });
+  });
+
+  after(async () => {
+    await target?.close();
+    await port?.close();
+    await disconnectKafkaClients();
+    await broker?.stop();
+  });
+
+  it('delivers and reports a run again after the agent is killed with SIGKILL mid-run', async () => {
+    const setup = agentSetup(broker, port);
+    slowFirst.set('/killed', 10_000);
+    await produce(broker.brokers, setup.runsTopic, [{ value: signed(actionRunMessage({ runId: 'r_killed', url: `${target.url}/killed` }), port.clientSecret) }]);
+    const first = await startConsumingAgent(setup);
+    await waitFor(() => target.requests.some((request) => request.path === '/killed'), { timeoutMs: 20_000, description: 'the first delivery' });
+    first.kill('SIGKILL');
+    await first.exited;
+    assert.ok(!port.actionRunLogs('r_killed').includes(FINISHED), 'the first agent did not finish the run');
+
+    const second = await startConsumingAgent(setup);
+    try {
+      await waitFor(() => port.actionRunLogs('r_killed').includes(FINISHED), { timeoutMs: 30_000, description: 'the run finished by the restarted agent' });
+      assert.equal(target.requests.filter((request) => request.path === '/killed').length, 2, 'delivered again, not lost');
+      await waitFor(async () => (await committedCount(broker, setup.groupId, setup.runsTopic)) === 1, { timeoutMs: 10_000, description: 'the offset committed' });
+    } finally {
+      await second.stop();
+    }
+  });
+
+  it('on SIGTERM finishes the run in hand, commits every handled message and exits 0', async () => {
+    const setup = agentSetup(broker, port);
+    const runIds = ['r_term_1', 'r_term_2', 'r_term_3', 'r_term_4', 'r_term_5'];
+    await produce(
+      broker.brokers,
+      setup.runsTopic,
+      runIds.map((runId) => ({ value: signed(actionRunMessage({ runId, url: `${target.url}/${runId}` }), port.clientSecret) })),
+    );
+    const agent = await startConsumingAgent(setup);
+    await waitFor(() => runIds.slice(0, 4).every((runId) => port.actionRunLogs(runId).includes(FINISHED)), { timeoutMs: 20_000, description: 'four runs done' });
+
+    slowFirst.set('/r_term_in_hand', 1_500);
+    await produce(broker.brokers, setup.runsTopic, [{ value: signed(actionRunMessage({ runId: 'r_term_in_hand', url: `${target.url}/r_term_in_hand` }), port.clientSecret) }]);
+    await waitFor(() => target.requests.some((request) => request.path === '/r_term_in_hand'), { timeoutMs: 20_000, description: 'the run in hand reached its service' });
+    const exit = await agent.stop(20_000);
+
+    assert.deepEqual(exit, { code: 0, signal: null });
+    assert.ok(port.actionRunLogs('r_term_in_hand').includes(FINISHED), 'the run in hand was finished before exiting');
+    assert.equal(await committedCount(broker, setup.groupId, setup.runsTopic), runIds.length + 1, 'every handled message is committed');
+    assert.ok(agent.logs.some((line) => line.msg === 'stopped'));
+  });
+
+  it('rebuilds a consumer that kafkajs crashed for good after the broker froze past the session timeout', async () => {
+    const setup = agentSetup(broker, port);
+    await produce(broker.brokers, setup.runsTopic, [{ value: signed(actionRunMessage({ runId: 'r_before_freeze', url: `${target.url}/before` }), port.clientSecret) }]);
+    const agent = await startConsumingAgent(setup);
+    try {
+      await waitFor(() => port.actionRunLogs('r_before_freeze').includes(FINISHED), { timeoutMs: 20_000, description: 'the first run' });
+      // TESTING.md: a freeze longer than the session timeout expires the member; its next commit fails.
+      slowFirst.set('/during', 9_000);
+      await produce(broker.brokers, setup.runsTopic, [{ value: signed(actionRunMessage({ runId: 'r_during_freeze', url: `${target.url}/during` }), port.clientSecret) }]);
+      await waitFor(() => target.requests.some((request) => request.path === '/during'), { timeoutMs: 20_000, description: 'the run in hand before the freeze' });
+      broker.freeze();
+      await new Promise((resolve) => setTimeout(resolve, 8_000));
+      broker.thaw();
+      await produce(broker.brokers, setup.runsTopic, [{ value: signed(actionRunMessage({ runId: 'r_after_freeze', url: `${target.url}/after` }), port.clientSecret) }]);
+      await waitFor(() => port.actionRunLogs('r_after_freeze').includes(FINISHED), { timeoutMs: 60_000, description: 'a run after the freeze' });
+      await waitFor(() => port.actionRunLogs('r_during_freeze').includes(FINISHED), { timeoutMs: 10_000, description: 'the run in hand during the freeze' });
+    } finally {
+      await agent.stop();
+    }
+  });
+});
