@@ -119,7 +119,7 @@ export function createDeliverer(deps: DelivererDeps): Deliverer {
     async deliver(request, logger) {
       const startedAt = performance.now();
       const attemptNumber = 1;
-      logger.debug({ url: request.url, method: request.method, attempt: attemptNumber }, 'sending request');
+      logger.debug({ attempt: attemptNumber }, 'sending request');
       try {
         const response = await attempt(request, attemptNumber);
         return { kind: 'response', response, attempts: attemptNumber, durationMs: Math.round(performance.now() - startedAt) };

@@ -80,16 +80,26 @@ export function createKafkaSource(deps: KafkaSourceDeps): Source {
     await current.subscribe({ topics: [deps.runsTopic, deps.changeLogTopic], fromBeginning: deps.fromBeginning });
     await current.run({
       autoCommit: false,
+      eachBatchAutoResolve: false,
       partitionsConsumedConcurrently: PARTITIONS_CONSUMED_CONCURRENTLY,
-      eachMessage: async ({ topic, partition, message }) => {
-        await onMessage({ topic, partition, offset: message.offset, role: roleOf(topic), value: message.value });
-        try {
-          // SPEC §2: commit only after the message is handled, so a crash means redelivery, not loss.
-          await current.commitOffsets([{ topic, partition, offset: nextOffset(message.offset) }]);
-        } catch (error) {
-          // The next commit on this partition covers this offset; after a rebalance the new owner
-          // redelivers from the last committed offset, so nothing is lost.
-          logger.warn({ topic, partition, offset: message.offset, err: describeError(error) }, 'offset commit failed');
+      // eachBatch rather than eachMessage: its commit reaches the group coordinator while the
+      // consumer is stopping, so the runs finished during a shutdown are committed too (the
+      // consumer's own commitOffsets is a no-op once stop() has begun).
+      eachBatch: async ({ batch, resolveOffset, commitOffsetsIfNecessary, heartbeat, isRunning, isStale }) => {
+        const { topic, partition } = batch;
+        for (const message of batch.messages) {
+          if (!isRunning() || isStale()) break;
+          await onMessage({ topic, partition, offset: message.offset, role: roleOf(topic), value: message.value });
+          resolveOffset(message.offset);
+          try {
+            // SPEC §2: commit only after the message is handled, so a crash means redelivery, not loss.
+            await commitOffsetsIfNecessary({ topics: [{ topic, partitions: [{ partition, offset: nextOffset(message.offset) }] }] });
+          } catch (error) {
+            // The next commit on this partition covers this offset; after a rebalance the new owner
+            // redelivers from the last committed offset, so nothing is lost.
+            logger.warn({ topic, partition, offset: message.offset, err: describeError(error) }, 'offset commit failed');
+          }
+          await heartbeat().catch(() => undefined);
         }
       },
     });
