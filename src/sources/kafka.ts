@@ -95,9 +95,11 @@ export function createKafkaSource(deps: KafkaSourceDeps): Source {
             // SPEC §2: commit only after the message is handled, so a crash means redelivery, not loss.
             await commitOffsetsIfNecessary({ topics: [{ topic, partitions: [{ partition, offset: nextOffset(message.offset) }] }] });
           } catch (error) {
-            // The next commit on this partition covers this offset; after a rebalance the new owner
-            // redelivers from the last committed offset, so nothing is lost.
-            logger.warn({ topic, partition, offset: message.offset, err: describeError(error) }, 'offset commit failed');
+            // Typically the group expired this member (a broker or process pause). Let kafkajs crash
+            // the consumer: a fresh member resumes from the last committed offset, so this message
+            // is delivered again rather than lost.
+            logger.warn({ topic, partition, offset: message.offset, err: describeError(error) }, 'offset commit failed; the message will be delivered again');
+            throw error;
           }
           await heartbeat().catch(() => undefined);
         }

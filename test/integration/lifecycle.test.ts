@@ -1,6 +1,6 @@
 /**
  * Process life (SPEC §2, §9): nothing is lost when the agent is killed mid-run, a clean stop
- * finishes the run in hand and commits, and a consumer that kafkajs gives up on is rebuilt.
+ * finishes the run in hand and commits, and a broker freeze that expires the member loses nothing.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -97,7 +97,7 @@ describe('agent process life', () => {
     assert.ok(agent.logs.some((line) => line.msg === 'stopped'));
   });
 
-  it('rebuilds a consumer that kafkajs crashed for good after the broker froze past the session timeout', async () => {
+  it('keeps consuming after the broker froze past the session timeout, delivering the uncommitted run again', async () => {
     const setup = agentSetup(broker, port);
     await produce(broker.brokers, setup.runsTopic, [{ value: signed(actionRunMessage({ runId: 'r_before_freeze', url: `${target.url}/before` }), port.clientSecret) }]);
     const agent = await startConsumingAgent(setup);
@@ -113,6 +113,11 @@ describe('agent process life', () => {
       await produce(broker.brokers, setup.runsTopic, [{ value: signed(actionRunMessage({ runId: 'r_after_freeze', url: `${target.url}/after` }), port.clientSecret) }]);
       await waitFor(() => port.actionRunLogs('r_after_freeze').includes(FINISHED), { timeoutMs: 60_000, description: 'a run after the freeze' });
       await waitFor(() => port.actionRunLogs('r_during_freeze').includes(FINISHED), { timeoutMs: 10_000, description: 'the run in hand during the freeze' });
+      assert.ok(
+        agent.logs.some((line) => line.msg === 'offset commit failed; the message will be delivered again'),
+        'the group had expired the member, so the commit of the run in hand failed',
+      );
+      assert.ok(target.requests.filter((request) => request.path === '/during').length >= 2, 'the run whose commit failed was delivered again');
     } finally {
       await agent.stop();
     }
