@@ -6,14 +6,19 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { startBroker } from '../support/broker.js';
 import type { Broker } from '../support/broker.js';
-import { committedOffsets, disconnectKafkaClients, produce } from '../support/kafka.js';
-import { actionRunMessage, signed } from '../support/messages.js';
+import kafkajs from 'kafkajs';
+import type { PartitionAssigner } from 'kafkajs';
+import { startAgent } from '../support/agent-process.js';
+import { committedOffsets, createKafka, disconnectKafkaClients, produce, uniqueName } from '../support/kafka.js';
+import { actionRunMessage, changelogMessage, signed } from '../support/messages.js';
 import { startPortStandIn } from '../support/port-stand-in.js';
 import type { PortStandIn } from '../support/port-stand-in.js';
 import { waitFor } from '../support/wait.js';
 import { startWebhookTarget } from '../support/webhook-target.js';
 import type { WebhookTarget } from '../support/webhook-target.js';
 import { agentSetup, startConsumingAgent } from './harness.js';
+
+const { AssignerProtocol } = kafkajs;
 
 const FINISHED = 'Port agent finished processing the action run';
 
@@ -122,4 +127,79 @@ describe('agent process life', () => {
       await agent.stop();
     }
   });
+});
+
+describe('a replica without partitions', () => {
+  let broker: Broker;
+  let port: PortStandIn;
+  let target: WebhookTarget;
+
+  before(async () => {
+    broker = await startBroker();
+    port = await startPortStandIn();
+    target = await startWebhookTarget({ secret: port.clientSecret });
+  });
+
+  after(async () => {
+    await target?.close();
+    await port?.close();
+    await disconnectKafkaClients();
+    await broker?.stop();
+  });
+
+  it('stays in the group as a standby and takes over the partitions when the other member leaves', async () => {
+    const setup = agentSetup(broker, port);
+    await produce(broker.brokers, setup.changeLogTopic, [{ value: JSON.stringify(changelogMessage({ url: `${target.url}/warm-up` })) }]);
+    await produce(broker.brokers, setup.runsTopic, [{ value: signed(actionRunMessage({ runId: 'r_warm_up', url: `${target.url}/warm-up` }), port.clientSecret) }]);
+    // The other replica, holding every partition: as the group leader, its assigner (under the
+    // agent's protocol name) gives the agent nothing. More replicas than partitions, in effect,
+    // without the many-member rebalances the mock broker cannot sustain.
+    const holder = createKafka(broker.brokers, uniqueName('holder')).consumer({
+      groupId: setup.groupId,
+      sessionTimeout: 6000,
+      maxWaitTimeInMs: 50,
+      partitionAssigners: [greedyAssigner],
+    });
+    await holder.connect();
+    await holder.subscribe({ topics: [setup.runsTopic, setup.changeLogTopic], fromBeginning: false });
+    let hasHolderJoined = false;
+    holder.on(holder.events.GROUP_JOIN, () => {
+      hasHolderJoined = true;
+    });
+    await holder.run({ autoCommit: false, eachMessage: async () => undefined });
+    await waitFor(() => hasHolderJoined, { timeoutMs: 20_000, description: 'the holder joining' });
+
+    const agent = startAgent(setup.env);
+    try {
+      const standbyLine = await agent.waitForLog((line) => line.msg === 'joined the consumer group as a standby (no partitions assigned)', 30_000);
+      assert.equal(standbyLine.level, 'info');
+      await holder.disconnect();
+      await agent.waitForLog((line) => line.msg === 'joined the consumer group', 30_000);
+      await produce(broker.brokers, setup.runsTopic, [{ value: signed(actionRunMessage({ runId: 'r_after_takeover', url: `${target.url}/after-takeover` }), port.clientSecret) }]);
+      await waitFor(() => port.actionRunLogs('r_after_takeover').includes(FINISHED), { timeoutMs: 20_000, description: 'the former standby delivering a run' });
+    } finally {
+      await agent.stop();
+      await holder.disconnect().catch(() => undefined);
+    }
+  });
+});
+
+const HOLDER_MARK = 'holder';
+
+/** An assigner that, run by the group leader, gives every partition to the holder and none to the others. */
+const greedyAssigner: PartitionAssigner = ({ cluster }) => ({
+  name: 'RoundRobinAssigner',
+  version: 0,
+  async assign({ members, topics }) {
+    return members.map(({ memberId, memberMetadata }) => {
+      const assignment: Record<string, number[]> = {};
+      if (AssignerProtocol.MemberMetadata.decode(memberMetadata)?.userData.toString() === HOLDER_MARK) {
+        for (const topic of topics) assignment[topic] = cluster.findTopicPartitionMetadata(topic).map((partition) => partition.partitionId);
+      }
+      return { memberId, memberAssignment: AssignerProtocol.MemberAssignment.encode({ version: 0, assignment, userData: Buffer.alloc(0) }) };
+    });
+  },
+  protocol({ topics }) {
+    return { name: 'RoundRobinAssigner', metadata: AssignerProtocol.MemberMetadata.encode({ version: 0, topics, userData: Buffer.from(HOLDER_MARK) }) };
+  },
 });
