@@ -127,11 +127,18 @@ export async function runAgent(processEnv: Environment, workingDirectory: string
   }
 
   return new Promise<number>((resolve) => {
+    // The process lives until a signal stops it, even in the moments no socket or timer is open
+    // (between a crashed consumer and its rebuild): exiting then would silently stop consumption.
+    const keepAlive = setInterval(() => undefined, 60_000);
+    const finish = (code: number) => {
+      clearInterval(keepAlive);
+      resolve(code);
+    };
     let isStopping = false;
     const stop = (signal: NodeJS.Signals) => {
       if (isStopping) {
         logger.warn({ signal }, 'second signal: exiting now; unfinished messages will be delivered again');
-        resolve(EXIT_FAILURE);
+        finish(EXIT_FAILURE);
         return;
       }
       isStopping = true;
@@ -139,11 +146,11 @@ export async function runAgent(processEnv: Environment, workingDirectory: string
       source.stop().then(
         () => {
           logger.info('stopped');
-          resolve(EXIT_OK);
+          finish(EXIT_OK);
         },
         (error: unknown) => {
           logger.error({ err: describeError(error) }, 'stopping failed');
-          resolve(EXIT_FAILURE);
+          finish(EXIT_FAILURE);
         },
       );
     };
@@ -151,7 +158,7 @@ export async function runAgent(processEnv: Environment, workingDirectory: string
     process.on('SIGINT', stop);
     source.start(handle).catch((error: unknown) => {
       logger.fatal({ err: describeError(error) }, 'the Kafka source failed');
-      resolve(EXIT_FAILURE);
+      finish(EXIT_FAILURE);
     });
   });
 }

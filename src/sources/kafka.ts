@@ -68,9 +68,12 @@ export function createKafkaSource(deps: KafkaSourceDeps): Source {
       }
       if (isStopping || created !== consumer) return;
       logger.error({ err: describeError(error) }, 'Kafka consumer crashed and kafkajs will not restart it; rebuilding the consumer');
-      restarting ??= rebuild().finally(() => {
-        restarting = undefined;
+      // kafkajs reports a failed first join from inside run(), possibly while a rebuild is still
+      // starting this very consumer: queue another rebuild rather than dropping the crash.
+      const rebuilt: Promise<void> = (restarting ?? Promise.resolve()).then(rebuild).finally(() => {
+        if (restarting === rebuilt) restarting = undefined;
       });
+      restarting = rebuilt;
     });
     return created;
   }

@@ -40,10 +40,11 @@ describe('the agent delivers runs and reports them to Port', () => {
         if (request.path === '/sync-fail') return { status: 500, body: 'database is down' };
         if (request.path === '/node-fail') return { status: 502, body: 'bad gateway' };
         if (request.path === '/node-ok') return { status: 201, body: { nodeResult: 'ok' } };
+        if (request.path === '/hang') return { hang: true };
         return { status: 202 };
       },
     });
-    setup = agentSetup(broker, port);
+    setup = agentSetup(broker, port, { WEBHOOK_INVOKER_TIMEOUT: '1' });
     const secret = port.clientSecret;
     const url = (path: string) => `${target.url}${path}`;
     await produce(broker.brokers, setup.runsTopic, [
@@ -51,6 +52,8 @@ describe('the agent delivers runs and reports them to Port', () => {
       { key: 'b', value: signed(actionRunMessage({ runId: 'r_sync_ok', url: url('/sync-ok'), synchronized: true }), secret) },
       { key: 'c', value: signed(actionRunMessage({ runId: 'r_sync_fail', url: url('/sync-fail'), synchronized: true }), secret) },
       { key: 'd', value: signed(actionRunMessage({ runId: 'r_refused', url: deadUrl, synchronized: true }), secret) },
+      { key: 'd2', value: signed(actionRunMessage({ runId: 'r_timeout', url: url('/hang'), synchronized: true }), secret) },
+      { key: 'd3', value: signed(actionRunMessage({ runId: 'r_invalid_url', url: 'not a url' }), secret) },
       { key: 'e', value: signed(actionRunMessage({ runId: 'r_not_agent', url: url('/not-agent'), agent: false }), secret) },
       { key: 'f', value: JSON.stringify({ ...actionRunMessage({ runId: 'r_bad_sig', url: url('/bad-signature') }), headers: { 'X-Port-Signature': 'v1,AAAA', 'X-Port-Timestamp': 1713277889 } }) },
       { key: 'g', value: signed(actionRunMessage({ runId: 'r_put', url: url('/put'), method: 'PUT' }), secret) },
@@ -66,10 +69,19 @@ describe('the agent delivers runs and reports them to Port', () => {
     ]);
     await produce(broker.brokers, setup.changeLogTopic, [{ value: JSON.stringify(changelogMessage({ url: url('/changelog'), runId: 'r_subject' })) }]);
     agent = await startConsumingAgent(setup);
-    await waitFor(() => port.actionRunLogs('r_after_garbage').includes('Port agent finished processing the action run') && runsWith('/changelog').length === 1 && port.nodeRunPatches('wfnr_fail').length === 1, {
-      timeoutMs: 30_000,
-      description: 'every run handled',
-    });
+    const finishedRuns = ['r_async', 'r_sync_ok', 'r_put', 'r_patch', 'r_delete', 'r_get', 'r_headers', 'r_after_garbage'];
+    const failedRuns = ['r_sync_fail', 'r_refused', 'r_timeout', 'r_invalid_url'];
+    await waitFor(
+      () =>
+        finishedRuns.every((runId) => port.actionRunLogs(runId).includes(FINISHED)) &&
+        failedRuns.every((runId) => port.actionRunPatches(runId).length === 1) &&
+        port.nodeRunPatches('wfnr_ok').length === 1 &&
+        port.nodeRunPatches('wfnr_fail').length === 1 &&
+        runsWith('/changelog').length === 1 &&
+        agent.logs.some((line) => line.runId === 'r_not_agent') &&
+        agent.logs.some((line) => line.runId === 'r_bad_sig'),
+      { timeoutMs: 30_000, description: 'every run handled' },
+    );
   });
 
   after(async () => {
@@ -140,6 +152,18 @@ describe('the agent delivers runs and reports them to Port', () => {
     assert.ok(!logs.includes(FINISHED));
   });
 
+  it('reports FAILURE when the service does not answer within WEBHOOK_INVOKER_TIMEOUT', () => {
+    const [patch] = port.actionRunPatches('r_timeout') as { status: string; summary: string }[];
+    assert.equal(patch?.status, 'FAILURE');
+    assert.match(patch?.summary ?? '', /could not deliver the request to POST http:\/\/127\.0\.0\.1:\d+\/hang: the request timed out after 1 s/);
+  });
+
+  it('reports FAILURE for a run whose URL is invalid, without sending anything', () => {
+    const [patch] = port.actionRunPatches('r_invalid_url') as { status: string; summary: string }[];
+    assert.equal(patch?.status, 'FAILURE');
+    assert.match(patch?.summary ?? '', /invalid URL "not a url"/);
+  });
+
   it('sends nothing for agent: false', () => {
     assert.equal(runsWith('/not-agent').length, 0);
     assert.equal(port.apiCallsForRun('r_not_agent').length, 0);
@@ -208,6 +232,13 @@ describe('the agent delivers runs and reports them to Port', () => {
 
   it('asks Port for one access token for the whole series of runs', () => {
     assert.equal(port.tokenRequests(), 1);
+  });
+
+  it('fetches a new token once Port rejects the cached one, and reports the run', async () => {
+    port.expireTokens();
+    await produce(broker.brokers, setup.runsTopic, [{ value: signed(actionRunMessage({ runId: 'r_after_expiry', url: `${target.url}/after-expiry` }), port.clientSecret) }]);
+    await waitFor(() => port.actionRunLogs('r_after_expiry').includes(FINISHED), { timeoutMs: 20_000, description: 'the run after token expiry' });
+    assert.equal(port.tokenRequests(), 2);
   });
 
   it('announces its streamer to Port at start', () => {

@@ -1,0 +1,87 @@
+/**
+ * The Port API client against the Port stand-in (SPEC §7): one token reused, refreshed shortly
+ * before it expires and after a 401, and failures returned as values with the route and status.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { createHttpClient } from '../../src/http-client.js';
+import { createLogger } from '../../src/log.js';
+import { createPortClient } from '../../src/reporting/port-client.js';
+import { startPortStandIn } from '../support/port-stand-in.js';
+import type { PortStandIn } from '../support/port-stand-in.js';
+
+const logger = createLogger({ level: 'silent' });
+
+describe('Port API client', () => {
+  let port: PortStandIn;
+  let nowMs = 1_000_000;
+
+  before(async () => {
+    port = await startPortStandIn({ tokenTtlSeconds: 600 });
+  });
+
+  after(async () => {
+    await port.close();
+  });
+
+  function client(clientSecret = port.clientSecret) {
+    return createPortClient({
+      http: createHttpClient({ verifyTls: true, userAgent: 'port-agent' }),
+      baseUrl: port.url,
+      clientId: port.clientId,
+      clientSecret,
+      logger,
+      now: () => nowMs,
+    });
+  }
+
+  const log = (runId: string) => ['POST', `/v1/actions/runs/${runId}/logs`, 'POST /v1/actions/runs/:runId/logs', { message: 'hello' }] as const;
+
+  it('fetches one token for many calls, even concurrent ones, and sends the user agent', async () => {
+    const before = port.tokenRequests();
+    const api = client();
+    const results = await Promise.all(Array.from({ length: 10 }, (_, index) => api.call(...log(`r_many_${index}`))));
+    assert.ok(results.every((result) => result.ok));
+    assert.equal(port.tokenRequests() - before, 1);
+    assert.equal(api.tokenRequests(), 1);
+    assert.equal(port.callsTo('POST /v1/actions/runs/:runId/logs').at(-1)?.headers['user-agent'], 'port-agent');
+  });
+
+  it('refreshes the token shortly before it expires', async () => {
+    const api = client();
+    await api.call(...log('r_expiry_1'));
+    nowMs += 500_000;
+    await api.call(...log('r_expiry_2'));
+    assert.equal(api.tokenRequests(), 1, 'still valid for a while');
+    nowMs += 50_000;
+    await api.call(...log('r_expiry_3'));
+    assert.equal(api.tokenRequests(), 2, 'renewed within the last minute of its life');
+  });
+
+  it('fetches a new token when a call answers 401 and repeats the call once', async () => {
+    const api = client();
+    await api.call(...log('r_401_a'));
+    port.expireTokens();
+    const result = await api.call(...log('r_401_b'));
+    assert.equal(result.ok, true);
+    assert.equal(api.tokenRequests(), 2);
+    assert.deepEqual(port.actionRunLogs('r_401_b'), ['hello']);
+  });
+
+  it('returns a failure with route and status instead of throwing', async () => {
+    const api = client();
+    port.failNext('PATCH /v1/actions/runs/:runId', 1, { status: 503, body: { ok: false, error: 'unavailable' } });
+    const result = await api.call('PATCH', '/v1/actions/runs/r_503', 'PATCH /v1/actions/runs/:runId', { status: 'SUCCESS' });
+    assert.equal(result.ok, false);
+    assert.equal(result.ok ? 0 : result.status, 503);
+    assert.equal(result.ok ? '' : result.error.route, 'PATCH /v1/actions/runs/:runId');
+  });
+
+  it('reports bad credentials as a failed call, without the secret in the error', async () => {
+    const api = client('wrong-secret-value');
+    const result = await api.call(...log('r_bad_credentials'));
+    assert.equal(result.ok, false);
+    assert.equal(result.ok ? 0 : result.status, 401);
+    assert.doesNotMatch(result.ok ? '' : `${result.error.message} ${result.text}`, /wrong-secret-value/);
+  });
+});
