@@ -46,7 +46,8 @@ export function createMessageHandler(deps: HandlerDeps): (message: SourceMessage
     return 'dropped';
   }
 
-  async function process(message: SourceMessage, logger: Logger): Promise<HandleOutcome> {
+  /** `accepted` receives the run once it is trusted, so an unexpected failure can still be reported. */
+  async function process(message: SourceMessage, logger: Logger, accepted: { run?: RunRef }): Promise<HandleOutcome> {
     if (message.value === null || message.value.length === 0) {
       logger.warn('message dropped: it has no value');
       return 'dropped';
@@ -94,6 +95,7 @@ export function createMessageHandler(deps: HandlerDeps): (message: SourceMessage
       throw error;
     }
     const run = runRefFor(invocationKind, runId, invocationMethod.synchronized);
+    accepted.run = run;
     const body = withoutSignatureHeaders(plain as Message, invocationMethod.type);
     return deliverInvocation(body, invocationKind, invocationMethod, run, runLogger);
   }
@@ -163,11 +165,14 @@ export function createMessageHandler(deps: HandlerDeps): (message: SourceMessage
 
   return async (message) => {
     const logger = deps.logger.child({ topic: message.topic, partition: message.partition, offset: message.offset });
+    const accepted: { run?: RunRef } = {};
     try {
-      return await process(message, logger);
+      return await process(message, logger, accepted);
     } catch (error) {
-      // A defect in the agent: log everything, but never block the partition on it.
-      logger.error({ err: error }, 'message handling failed unexpectedly');
+      // A defect in the agent: log everything, never block the partition on it, and never leave
+      // an accepted run in progress (SPEC §7).
+      logger.error({ runId: accepted.run?.runId, err: error }, 'message handling failed unexpectedly');
+      if (accepted.run) await reporter.failed(accepted.run, failureSummary(error), logger);
       return 'failed';
     }
   };
