@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * The `port-agent` command. With no arguments it runs the agent, configured by the environment
- * only (and a .env file in the working directory).
+ * only (and a .env file in the working directory), which main.ts reads.
  */
 import { EXIT_CONFIG, EXIT_FAILURE, runAgent } from './main.js';
 
@@ -9,7 +9,7 @@ const USAGE = 'usage: port-agent            run the agent (configured by environ
 
 async function main(argv: string[]): Promise<number> {
   const [command] = argv;
-  if (command === undefined) return runAgent(process.env, process.cwd());
+  if (command === undefined) return runAgent();
   if (command === '--help' || command === '-h' || command === 'help') {
     process.stdout.write(`${USAGE}\n`);
     return 0;

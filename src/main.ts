@@ -62,7 +62,9 @@ async function createSource(config: Config, port: PortClient, logger: Logger): P
 }
 
 /** Runs the agent until a signal stops it; resolves with the process exit code. */
-export async function runAgent(processEnv: Environment, workingDirectory: string): Promise<number> {
+export async function runAgent(): Promise<number> {
+  const workingDirectory = process.cwd();
+  const processEnv: Environment = process.env;
   let config: Config;
   let env: Environment;
   try {
@@ -115,50 +117,57 @@ export async function runAgent(processEnv: Environment, workingDirectory: string
     },
     'port-agent starting',
   );
+
+  let resolveExit: (code: number) => void = () => undefined;
+  const exit = new Promise<number>((resolve) => {
+    resolveExit = resolve;
+  });
+  // The process lives until it is told to stop, even in the moments no socket or timer is open
+  // (between a crashed consumer and its rebuild): exiting then would silently stop consumption.
+  const keepAlive = setInterval(() => undefined, 60_000);
+  let source: Source | undefined;
+  let isStopping = false;
+  const stop = (signal: NodeJS.Signals) => {
+    if (isStopping) {
+      logger.warn({ signal }, 'second signal: exiting now; unfinished messages will be delivered again');
+      resolveExit(EXIT_FAILURE);
+      return;
+    }
+    isStopping = true;
+    logger.info({ signal }, 'stopping: finishing in-flight runs, then committing');
+    (source?.stop() ?? Promise.resolve()).then(
+      () => {
+        logger.info('stopped');
+        resolveExit(EXIT_OK);
+      },
+      (error: unknown) => {
+        logger.error({ err: describeError(error) }, 'stopping failed');
+        resolveExit(EXIT_FAILURE);
+      },
+    );
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+
   await reporter.announceStreamer(config.streamerName, logger);
-
-  let source: Source;
-  try {
-    source = await createSource(config, port, logger);
-  } catch (error) {
-    if (error instanceof ConfigError) return configFailure(error);
-    logger.fatal({ err: describeError(error) }, 'cannot connect to Kafka');
-    return EXIT_FAILURE;
-  }
-
-  return new Promise<number>((resolve) => {
-    // The process lives until a signal stops it, even in the moments no socket or timer is open
-    // (between a crashed consumer and its rebuild): exiting then would silently stop consumption.
-    const keepAlive = setInterval(() => undefined, 60_000);
-    const finish = (code: number) => {
-      clearInterval(keepAlive);
-      resolve(code);
-    };
-    let isStopping = false;
-    const stop = (signal: NodeJS.Signals) => {
-      if (isStopping) {
-        logger.warn({ signal }, 'second signal: exiting now; unfinished messages will be delivered again');
-        finish(EXIT_FAILURE);
-        return;
+  if (!isStopping) {
+    try {
+      source = await createSource(config, port, logger);
+    } catch (error) {
+      if (error instanceof ConfigError) resolveExit(configFailure(error));
+      else {
+        logger.fatal({ err: describeError(error) }, 'cannot connect to Kafka');
+        resolveExit(EXIT_FAILURE);
       }
-      isStopping = true;
-      logger.info({ signal }, 'stopping: finishing in-flight runs, then committing');
-      source.stop().then(
-        () => {
-          logger.info('stopped');
-          finish(EXIT_OK);
-        },
-        (error: unknown) => {
-          logger.error({ err: describeError(error) }, 'stopping failed');
-          finish(EXIT_FAILURE);
-        },
-      );
-    };
-    process.on('SIGTERM', stop);
-    process.on('SIGINT', stop);
+    }
+  }
+  if (source && !isStopping) {
     source.start(handle).catch((error: unknown) => {
       logger.fatal({ err: describeError(error) }, 'the Kafka source failed');
-      finish(EXIT_FAILURE);
+      resolveExit(EXIT_FAILURE);
     });
-  });
+  }
+  const code = await exit;
+  clearInterval(keepAlive);
+  return code;
 }

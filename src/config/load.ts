@@ -5,7 +5,7 @@
 import convict from 'convict';
 import { ConfigError } from '../errors.js';
 import { AGENT_FORMATS } from './formats.js';
-import { CHOICE_FORMATS, CONFIG_SCHEMA, DEFAULT_MAPPING_PATH } from './schema.js';
+import { CHOICE_FORMATS, CONFIG_SCHEMA } from './schema.js';
 import type { RawConfig } from './schema.js';
 
 export type Environment = Readonly<Record<string, string | undefined>>;
@@ -134,7 +134,7 @@ export function loadConfig(env: Environment): Config {
       bootstrapServers: splitList(raw.kafka.bootstrapServers),
     },
     mapping: {
-      path: raw.mapping.path || DEFAULT_MAPPING_PATH,
+      path: raw.mapping.path,
       isExplicit: env.CONTROL_THE_PAYLOAD_CONFIG_PATH !== undefined,
     },
     webhook: { timeoutMs: Math.round(raw.webhook.timeoutSeconds * 1000), verifySsl: raw.webhook.verifySsl },

@@ -39,7 +39,12 @@ export function isSuccessStatus(status: number): boolean {
 
 /** The URL with the mapping's query appended; only http and https are ever requested. */
 export function buildUrl(request: RequestSpec): URL {
-  const url = new URL(request.url);
+  let url: URL;
+  try {
+    url = new URL(request.url);
+  } catch {
+    throw new Error('it is not an absolute URL');
+  }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     throw new Error(`the scheme ${url.protocol} is not allowed (only http and https)`);
   }
@@ -86,7 +91,7 @@ export function createDeliverer(deps: DelivererDeps): Deliverer {
     try {
       url = buildUrl(request);
     } catch (error) {
-      throw new DeliveryError(`invalid URL ${JSON.stringify(request.url)}: ${describeError(error)}`, {
+      throw new DeliveryError(`invalid URL: ${describeError(error)}`, {
         url: request.url, method: request.method, attempt: attemptNumber, code: 'INVALID_URL', retriable: false, cause: error,
       });
     }

@@ -3,16 +3,13 @@
  * name the mapping's index, the field and the expression, so an operator can fix the file.
  */
 import { MappingError, describeError } from '../errors.js';
+import { isPlainObject } from '../json-shape.js';
 import type { ExpressionCompiler } from './expression.js';
 import { REPORT_FIELDS } from './types.js';
 import type { CompiledMapping, ReportField, Template } from './types.js';
 
 const REQUEST_FIELDS = ['url', 'method', 'headers', 'body', 'query'] as const;
 const KNOWN_FIELDS = new Set<string>(['enabled', ...REQUEST_FIELDS, 'report', 'fieldsToDecryptPaths']);
-
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 function compileTemplate(value: unknown, compiler: ExpressionCompiler, index: number, field: string): Template {
   if (typeof value === 'string') {

@@ -4,6 +4,7 @@
  * compiled here.
  */
 import { MappingError, describeError } from '../errors.js';
+import { isPlainObject } from '../json-shape.js';
 import type { CompiledMapping, ReportOverrides, RequestSpec, Template } from './types.js';
 
 export interface RequestDefaults {
@@ -59,10 +60,6 @@ async function evaluateTemplate(template: Template, input: unknown, mapping: Com
 
 function invalid(mapping: CompiledMapping, field: string, problem: string): MappingError {
   return new MappingError(`Mapping ${mapping.index}, field "${field}": ${problem}`, { mappingIndex: mapping.index, field });
-}
-
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 function scalarText(value: unknown): string | undefined {

@@ -3,6 +3,7 @@
  * invocation method, validated so later stages trust the types.
  */
 import { MessageError } from '../errors.js';
+import { isPlainObject } from '../json-shape.js';
 
 /** Which of the two subscribed topics a message came from. */
 export type TopicRole = 'runs' | 'changelog';
@@ -25,15 +26,12 @@ export type Classification =
   | { kind: 'invocation'; invocationKind: InvocationKind; runId: string | undefined; rawInvocationMethod: Record<string, unknown> };
 
 const NODE_RUN_PREFIX = 'wfnr_';
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
+const RUN_ID_PATTERN = /^[A-Za-z0-9_.:-]{1,256}$/;
 
 function member(value: unknown, ...path: string[]): unknown {
   let current = value;
   for (const key of path) {
-    if (!isRecord(current) || !Object.prototype.hasOwnProperty.call(current, key)) return undefined;
+    if (!isPlainObject(current) || !Object.prototype.hasOwnProperty.call(current, key)) return undefined;
     current = current[key];
   }
   return current;
@@ -46,14 +44,16 @@ export function runIdOf(message: unknown): string | undefined {
 
 /** SPEC §3: the invocation method's place depends on the topic; only `agent: true` is ours. */
 export function classify(message: unknown, role: TopicRole): Classification {
-  if (!isRecord(message)) throw new MessageError('the message is not a JSON object');
+  if (!isPlainObject(message)) throw new MessageError('the message is not a JSON object');
   const runId = runIdOf(message);
   const invocationMethod = role === 'runs' ? member(message, 'payload', 'action', 'invocationMethod') : member(message, 'changelogDestination');
   const where = role === 'runs' ? 'payload.action.invocationMethod' : 'changelogDestination';
-  if (!isRecord(invocationMethod)) return { kind: 'not-for-agent', runId, reason: `no ${where} object` };
+  if (!isPlainObject(invocationMethod)) return { kind: 'not-for-agent', runId, reason: `no ${where} object` };
   if (invocationMethod.agent !== true) return { kind: 'not-for-agent', runId, reason: `${where}.agent is not true` };
   if (role === 'changelog') return { kind: 'invocation', invocationKind: 'changelog', runId, rawInvocationMethod: invocationMethod };
   if (runId === undefined) throw new MessageError('the run message has no context.runId');
+  // The run id goes into Port API paths; anything but a plain identifier is not Port's.
+  if (!RUN_ID_PATTERN.test(runId)) throw new MessageError('context.runId is not a valid run id');
   return {
     kind: 'invocation',
     invocationKind: runId.startsWith(NODE_RUN_PREFIX) ? 'node-run' : 'action-run',
@@ -78,7 +78,7 @@ export function readInvocationMethod(raw: Record<string, unknown>, role: TopicRo
   }
   const headers: Record<string, string> = {};
   if (raw.headers !== undefined && raw.headers !== null) {
-    if (!isRecord(raw.headers)) throw new MessageError(`${where}.headers must be an object`, { runId });
+    if (!isPlainObject(raw.headers)) throw new MessageError(`${where}.headers must be an object`, { runId });
     for (const [name, value] of Object.entries(raw.headers)) {
       if (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean') {
         throw new MessageError(`${where}.headers.${name} must be a string`, { runId });
@@ -100,7 +100,7 @@ export function readInvocationMethod(raw: Record<string, unknown>, role: TopicRo
  * (the whole `headers` key for GitLab), as the official agent does before mapping.
  */
 export function withoutSignatureHeaders(message: Message, invocationType: string | undefined): Message {
-  if (!isRecord(message.headers)) return message;
+  if (!isPlainObject(message.headers)) return message;
   const copy: Message = { ...message };
   if (invocationType === 'GITLAB') {
     delete copy.headers;

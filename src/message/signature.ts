@@ -4,7 +4,8 @@
  */
 import { Buffer } from 'node:buffer';
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { formatPythonFloat, formatPythonNumber, getMember, getPath, serializePythonCompact } from './raw-json.js';
+import { isPythonTruthy } from '../json-shape.js';
+import { formatPythonFloat, formatPythonNumber, getMember, getPath, serializePythonCompact, toPlainValue } from './raw-json.js';
 import type { JsonEntry, JsonNode, JsonObject } from './raw-json.js';
 
 export const SIGNATURE_HEADER = 'X-Port-Signature';
@@ -26,21 +27,7 @@ export function computePortSignature(secret: string, timestamp: string, payload:
 
 /** Python's truth value of what `json.loads` made of the node: the reference tests headers with `not`. */
 function isTruthy(node: JsonNode | undefined): boolean {
-  if (node === undefined) return false;
-  switch (node.type) {
-    case 'object':
-      return node.entries.length > 0;
-    case 'array':
-      return node.items.length > 0;
-    case 'string':
-      return node.value !== '';
-    case 'number':
-      return node.value !== 0;
-    case 'boolean':
-      return node.value;
-    case 'null':
-      return false;
-  }
+  return node !== undefined && isPythonTruthy(toPlainValue(node));
 }
 
 /**

@@ -171,7 +171,7 @@ export function createMessageHandler(deps: HandlerDeps): (message: SourceMessage
     } catch (error) {
       // A defect in the agent: log everything, never block the partition on it, and never leave
       // an accepted run in progress (SPEC §7).
-      logger.error({ runId: accepted.run?.runId, err: error }, 'message handling failed unexpectedly');
+      logger.error({ runId: accepted.run?.runId, err: describeError(error), stack: error instanceof Error ? error.stack : undefined }, 'message handling failed unexpectedly');
       if (accepted.run) await reporter.failed(accepted.run, failureSummary(error), logger);
       return 'failed';
     }

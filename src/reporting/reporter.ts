@@ -6,6 +6,7 @@
  */
 import type { DeliveryResponse } from '../delivery/send.js';
 import { isSuccessStatus } from '../delivery/send.js';
+import { isPythonTruthy } from '../json-shape.js';
 import type { Logger } from '../log.js';
 import type { ReportOverrides } from '../mapping/types.js';
 import type { PortCallResult, PortClient } from './port-client.js';
@@ -45,14 +46,6 @@ const ROUTES = {
   nodePatch: 'PATCH /v1/workflows/nodes/runs/:runId',
   organization: 'PATCH /v1/organization',
 } as const;
-
-/** Python's truthiness, as the official agent tests the response body before reporting it. */
-function isTruthy(value: unknown): boolean {
-  if (value === undefined || value === null || value === false || value === 0 || value === '') return false;
-  if (Array.isArray(value)) return value.length > 0;
-  if (typeof value === 'object') return Object.keys(value).length > 0;
-  return true;
-}
 
 /** The response body as the official agent reports it: JSON when it parses, else the text. */
 function responseBody(response: DeliveryResponse): unknown {
@@ -101,7 +94,7 @@ export function createReporter(deps: ReporterDeps): Reporter {
     await log(run, succeeded ? RUN_LOG.invocationSucceeded(response.status) : RUN_LOG.invocationFailed(response.status, detail(response.text)), logger);
 
     const body = responseBody(response);
-    if (run.synchronized && isTruthy(body)) {
+    if (run.synchronized && isPythonTruthy(body)) {
       await log(run, RUN_LOG.reportingResponse, logger);
       const result = await portCall(run, 'PATCH', `/v1/actions/runs/${encode(run.runId)}/response`, ROUTES.actionResponse, { response: body }, logger);
       await log(run, result.ok ? RUN_LOG.responseReported : RUN_LOG.responseNotReported(result.status, detail(result.text)), logger);

@@ -4,13 +4,16 @@
  */
 import { DeliveryError, MappingError, MessageError, describeError } from '../errors.js';
 
-/** The URL without user info or query, which may hold tokens. */
+/**
+ * The URL without user info or query, which may hold tokens. A URL that does not parse is not
+ * shown at all: there is no telling which part of it is a secret.
+ */
 export function displayUrl(raw: string): string {
   try {
     const url = new URL(raw);
-    return `${url.protocol}//${url.host}${url.pathname}`;
+    return url.host === '' ? `${url.protocol}…` : `${url.protocol}//${url.host}${url.pathname}`;
   } catch {
-    return raw.length > 200 ? `${raw.slice(0, 200)}…` : raw;
+    return `(a malformed URL of ${raw.length} characters)`;
   }
 }
 

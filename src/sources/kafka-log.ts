@@ -12,7 +12,7 @@ export function kafkaLogCreator(logger: Logger): logCreator {
     delete (fields as Record<string, unknown>).logger;
     switch (level) {
       case logLevel.ERROR:
-        kafkaLogger.warn(fields, message);
+        kafkaLogger.error(fields, message);
         break;
       case logLevel.WARN:
         kafkaLogger.warn(fields, message);

@@ -43,15 +43,25 @@ export function createKafkaSource(deps: KafkaSourceDeps): Source {
   let handler: MessageHandler | undefined;
   let isStopping = false;
   let restarting: Promise<void> | undefined;
+  /** Grows with each failed start or rebuild, back to the start once the group is joined. */
+  let backoffMs = RESTART_INITIAL_BACKOFF_MS;
+  const heartbeatIntervalMs = Math.max(500, Math.floor(deps.sessionTimeoutMs / 10));
+
+  async function backOff(): Promise<void> {
+    const waitMs = backoffMs;
+    backoffMs = Math.min(backoffMs * 2, RESTART_MAX_BACKOFF_MS);
+    await delay(waitMs);
+  }
 
   function createConsumer(): Consumer {
     const created = deps.kafka.consumer({
       groupId: deps.groupId,
       sessionTimeout: deps.sessionTimeoutMs,
-      heartbeatInterval: Math.max(500, Math.floor(deps.sessionTimeoutMs / 10)),
+      heartbeatInterval: heartbeatIntervalMs,
       maxWaitTimeInMs: deps.fetchMaxWaitMs,
     });
     created.on(created.events.GROUP_JOIN, (event) => {
+      backoffMs = RESTART_INITIAL_BACKOFF_MS;
       const partitions = assignedPartitions(event.payload.memberAssignment);
       if (partitions === 0) {
         // SPEC §2, deliberate difference: another replica holds the partitions; wait for a rebalance.
@@ -92,7 +102,16 @@ export function createKafkaSource(deps: KafkaSourceDeps): Source {
         const { topic, partition } = batch;
         for (const message of batch.messages) {
           if (!isRunning() || isStale()) break;
-          await onMessage({ topic, partition, offset: message.offset, role: roleOf(topic), value: message.value });
+          // kafkajs heartbeats only between messages; a run slower than the session timeout (a long
+          // WEBHOOK_INVOKER_TIMEOUT, a slow Port) would otherwise cost this member its partitions.
+          const heartbeating = setInterval(() => {
+            heartbeat().catch(() => undefined);
+          }, heartbeatIntervalMs);
+          try {
+            await onMessage({ topic, partition, offset: message.offset, role: roleOf(topic), value: message.value });
+          } finally {
+            clearInterval(heartbeating);
+          }
           resolveOffset(message.offset);
           try {
             // SPEC §2: commit only after the message is handled, so a crash means redelivery, not loss.
@@ -104,7 +123,8 @@ export function createKafkaSource(deps: KafkaSourceDeps): Source {
             logger.warn({ topic, partition, offset: message.offset, err: describeError(error) }, 'offset commit failed; the message will be delivered again');
             throw error;
           }
-          await heartbeat().catch(() => undefined);
+          // A rebalance surfaces here as an error: kafkajs then rejoins before fetching more.
+          await heartbeat();
         }
       },
     });
@@ -112,7 +132,6 @@ export function createKafkaSource(deps: KafkaSourceDeps): Source {
 
   /** Connects and runs a fresh consumer, retrying with backoff until it works or the agent stops. */
   async function startWithRetry(): Promise<void> {
-    let backoffMs = RESTART_INITIAL_BACKOFF_MS;
     while (!isStopping && handler) {
       const current = createConsumer();
       consumer = current;
@@ -123,8 +142,7 @@ export function createKafkaSource(deps: KafkaSourceDeps): Source {
       } catch (error) {
         logger.error({ err: describeError(error), retryInMs: backoffMs }, 'could not start the Kafka consumer; retrying');
         await current.disconnect().catch(() => undefined);
-        await delay(backoffMs);
-        backoffMs = Math.min(backoffMs * 2, RESTART_MAX_BACKOFF_MS);
+        await backOff();
       }
     }
   }
@@ -133,7 +151,8 @@ export function createKafkaSource(deps: KafkaSourceDeps): Source {
     const previous = consumer;
     consumer = undefined;
     await previous?.disconnect().catch((error: unknown) => logger.warn({ err: describeError(error) }, 'disconnecting the crashed consumer failed'));
-    await delay(RESTART_INITIAL_BACKOFF_MS);
+    // A consumer that keeps failing (an ACL that refuses the group, say) is retried ever more slowly.
+    await backOff();
     await startWithRetry();
   }
 

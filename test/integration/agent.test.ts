@@ -161,7 +161,7 @@ describe('the agent delivers runs and reports them to Port', () => {
   it('reports FAILURE for a run whose URL is invalid, without sending anything', () => {
     const [patch] = port.actionRunPatches('r_invalid_url') as { status: string; summary: string }[];
     assert.equal(patch?.status, 'FAILURE');
-    assert.match(patch?.summary ?? '', /invalid URL "not a url"/);
+    assert.equal(patch?.summary, 'The agent could not deliver the request to POST (a malformed URL of 9 characters): invalid URL: it is not an absolute URL (after 1 attempt).');
   });
 
   it('sends nothing for agent: false', () => {
@@ -253,5 +253,55 @@ describe('the agent delivers runs and reports them to Port', () => {
       const authorization = call.headers.authorization;
       if (authorization) assert.ok(!text.includes(authorization.replace('Bearer ', '')), 'no token');
     }
+  });
+});
+
+describe('the agent with DETAILED_LOGGING=false and a failing Port API', () => {
+  let broker: Broker;
+  let port: PortStandIn;
+  let target: WebhookTarget;
+  let agent: AgentProcess;
+
+  before(async () => {
+    broker = await startBroker();
+    port = await startPortStandIn();
+    target = await startWebhookTarget({ secret: port.clientSecret, respond: () => ({ status: 503, body: 'internal detail: db password is hunter2' }) });
+    const setup = agentSetup(broker, port, { DETAILED_LOGGING: 'false' });
+    await produce(broker.brokers, setup.runsTopic, [{ value: signed(actionRunMessage({ runId: 'r_quiet', url: `${target.url}/quiet`, synchronized: true }), port.clientSecret) }]);
+    port.failNext('PATCH /v1/actions/runs/:runId', 1, { status: 503, body: { ok: false, error: 'port is having a bad day' } });
+    agent = await startConsumingAgent(setup);
+    await waitFor(() => port.actionRunLogs('r_quiet').some((message) => message.startsWith('The run state failed to be reported')), {
+      timeoutMs: 20_000,
+      description: 'the failed status report logged on the run',
+    });
+  });
+
+  after(async () => {
+    await agent?.stop();
+    await target?.close();
+    await port?.close();
+    await disconnectKafkaClients();
+    await broker?.stop();
+  });
+
+  it('keeps response texts out of run logs and the summary', () => {
+    const [patchCall] = port.callsTo('PATCH /v1/actions/runs/:runId');
+    assert.deepEqual(patchCall?.body, { status: 'FAILURE', summary: 'Failed to invoke the webhook with status code: 503.' });
+    assert.deepEqual(port.actionRunLogs('r_quiet'), [
+      'An action message has been received',
+      'Preparing the payload for the request',
+      'Sending the request',
+      'Action invocation failed with status code: 503',
+      'Reporting the run response',
+      'The run response was reported successfully ',
+      'The run state failed to be reported with status code: 503',
+    ]);
+  });
+
+  it('keeps response texts out of its own logs', () => {
+    assert.ok(!JSON.stringify(agent.logs).includes('hunter2'));
+    const warning = agent.logs.find((line) => line.msg === 'Port API call failed');
+    assert.equal(warning?.runId, 'r_quiet');
+    assert.equal(warning?.status, 503);
   });
 });
