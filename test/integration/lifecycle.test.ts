@@ -102,6 +102,30 @@ describe('agent process life', () => {
     assert.ok(agent.logs.some((line) => line.msg === 'stopped'));
   });
 
+  it('starts a new group at the end of the topics with KAFKA_CONSUMER_AUTO_OFFSET_RESET=largest', async () => {
+    const setup = agentSetup(broker, port, { KAFKA_CONSUMER_AUTO_OFFSET_RESET: 'largest' });
+    await produce(broker.brokers, setup.runsTopic, [{ value: signed(actionRunMessage({ runId: 'r_before_join', url: `${target.url}/before-join` }), port.clientSecret) }]);
+    const agent = await startConsumingAgent(setup);
+    try {
+      // "latest" is resolved at the first fetch after joining, a moment after the join is logged:
+      // keep producing until a run produced after that point is delivered.
+      let sent = 0;
+      await waitFor(
+        async () => {
+          if (target.requests.some((request) => request.path === '/after-join')) return true;
+          sent += 1;
+          await produce(broker.brokers, setup.runsTopic, [{ value: signed(actionRunMessage({ runId: `r_after_join_${sent}`, url: `${target.url}/after-join` }), port.clientSecret) }]);
+          return false;
+        },
+        { timeoutMs: 20_000, intervalMs: 500, description: 'a run produced after joining' },
+      );
+      assert.equal(target.requests.filter((request) => request.path === '/before-join').length, 0, 'the older message is not delivered');
+      assert.equal(port.apiCallsForRun('r_before_join').length, 0);
+    } finally {
+      await agent.stop();
+    }
+  });
+
   it('keeps consuming after the broker froze past the session timeout, delivering the uncommitted run again', async () => {
     const setup = agentSetup(broker, port);
     await produce(broker.brokers, setup.runsTopic, [{ value: signed(actionRunMessage({ runId: 'r_before_freeze', url: `${target.url}/before` }), port.clientSecret) }]);
