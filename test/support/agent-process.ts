@@ -1,10 +1,10 @@
 import { spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { killOnExit } from './child-processes.js';
 
 /** One stdout line of the agent: a parsed pino JSON object, or `{ raw }` for anything else. */
 export type AgentLogLine = Record<string, unknown>;
@@ -51,26 +51,6 @@ const DEFAULT_STOP_TIMEOUT_MS = 10_000;
 const OUTPUT_DRAIN_GRACE_MS = 1_000;
 const STDERR_TAIL_CHARS = 2_000;
 const ECHO_ENV = 'TEST_AGENT_LOGS';
-
-const liveChildren = new Set<ChildProcess>();
-let isExitHandlerInstalled = false;
-
-// An agent left running by a failed test must not outlive the test process.
-function killOnExit(child: ChildProcess): void {
-  liveChildren.add(child);
-  child.once('exit', () => liveChildren.delete(child));
-  if (isExitHandlerInstalled) return;
-  isExitHandlerInstalled = true;
-  process.once('exit', () => {
-    for (const live of liveChildren) {
-      try {
-        live.kill('SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
-  });
-}
 
 function parseLine(line: string): AgentLogLine {
   try {

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
 import { connect } from 'node:net';
 import { waitFor } from './wait.js';
+import { killOnExit } from './child-processes.js';
 
 /** A Kafka-protocol broker for tests: librdkafka's mock cluster through kcat, or an external one. */
 export interface Broker {
@@ -31,26 +31,6 @@ const DEFAULT_START_TIMEOUT_MS = 10_000;
 const MAX_STDERR_CHARS = 64 * 1024;
 const MOCK_ANNOUNCEMENT = /Mock cluster enabled[^\n]*/;
 const LOOPBACK_ADDRESS = /127\.0\.0\.1:\d+/g;
-
-const liveChildren = new Set<ChildProcess>();
-let isExitHandlerInstalled = false;
-
-// A test process that ends without stopping its broker must not leave kcat running.
-function killOnExit(child: ChildProcess): void {
-  liveChildren.add(child);
-  child.once('exit', () => liveChildren.delete(child));
-  if (isExitHandlerInstalled) return;
-  isExitHandlerInstalled = true;
-  process.once('exit', () => {
-    for (const live of liveChildren) {
-      try {
-        live.kill('SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
-  });
-}
 
 /**
  * Starts a broker: the one(s) named in `TEST_KAFKA_BROKERS` (comma-separated) when set, otherwise
