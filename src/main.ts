@@ -11,8 +11,10 @@ import { ConfigError, MappingError, describeError } from './errors.js';
 import { createHttpClient } from './http-client.js';
 import { createLogger } from './log.js';
 import type { Logger } from './log.js';
-import { createJsonataCompiler } from './mapping/expression.js';
+import { createCompiler } from './mapping/dialects.js';
 import { loadMappings } from './mapping/load.js';
+import type { CompiledMapping } from './mapping/types.js';
+import { decryptionKey } from './message/decrypt.js';
 import { createMapper } from './mapping/render.js';
 import { createMessageHandler } from './pipeline/handle.js';
 import { createPortClient } from './reporting/port-client.js';
@@ -77,13 +79,28 @@ export async function runAgent(): Promise<number> {
   const logger = createLogger({ level: config.logLevel });
 
   let mapper;
+  let mappings: CompiledMapping[];
+  const compiler = createCompiler(config.mapping.dialect, expressionEnvironment(env));
   try {
-    const loaded = loadMappings({ ...config.mapping, workingDirectory }, createJsonataCompiler(expressionEnvironment(env)));
-    mapper = createMapper(loaded.mappings);
-    logger.info({ path: loaded.path, builtIn: loaded.isBuiltIn, mappings: loaded.mappings.length }, 'payload mapping loaded');
+    const loaded = loadMappings({ ...config.mapping, workingDirectory }, compiler);
+    mappings = loaded.mappings;
+    mapper = createMapper(mappings);
+    logger.info({ path: loaded.path, builtIn: loaded.isBuiltIn, dialect: compiler.dialect, mappings: loaded.mappings.length }, 'payload mapping loaded');
   } catch (error) {
+    compiler.close();
     if (error instanceof ConfigError || error instanceof MappingError) return configFailure(error);
     throw error;
+  }
+  const key = decryptionKey(config.port.clientSecret);
+  const decrypting = mappings.find((mapping) => mapping.fieldsToDecryptPaths.length > 0);
+  if (decrypting && !key) {
+    compiler.close();
+    return configFailure(
+      new ConfigError(
+        `Invalid configuration: PORT_CLIENT_SECRET is shorter than the 32 bytes of an AES-256 key, and mapping ${decrypting.index} asks to decrypt fields (fieldsToDecryptPaths)`,
+        { variable: 'PORT_CLIENT_SECRET' },
+      ),
+    );
   }
   if (config.streamerName === 'POLLING') {
     return configFailure(new ConfigError('Invalid configuration: STREAMER_NAME=POLLING is not supported by this version yet; use KAFKA', { variable: 'STREAMER_NAME' }));
@@ -105,6 +122,8 @@ export async function runAgent(): Promise<number> {
     reporter,
     logger: logger.child({ stage: 'pipeline' }),
     secret: config.port.clientSecret,
+    skipUnmatchedNodeRuns: config.mapping.skipUnmatchedNodeRuns,
+    decryptionKey: key,
   });
 
   logger.info(
@@ -169,5 +188,6 @@ export async function runAgent(): Promise<number> {
   }
   const code = await exit;
   clearInterval(keepAlive);
+  compiler.close();
   return code;
 }

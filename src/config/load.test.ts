@@ -33,7 +33,7 @@ describe('loadConfig', () => {
     assert.equal(config.kafka.sessionTimeoutMs, 45000);
     assert.equal(config.kafka.autoOffsetReset, 'earliest');
     assert.equal(config.kafka.useLocalPortInstance, false);
-    assert.deepEqual(config.mapping, { path: './control_the_payload_config.json', isExplicit: false });
+    assert.deepEqual(config.mapping, { path: './control_the_payload_config.json', isExplicit: false, dialect: 'jsonata', skipUnmatchedNodeRuns: false });
     assert.equal(config.webhook.timeoutMs, 30000);
     assert.equal(config.webhook.verifySsl, true);
     assert.equal(config.detailedLogging, true);
@@ -88,8 +88,10 @@ describe('loadConfig', () => {
   });
 
   it('marks an explicit mapping path', () => {
-    assert.deepEqual(loadConfig({ ...REQUIRED, CONTROL_THE_PAYLOAD_CONFIG_PATH: '/etc/m.json' }).mapping, {
+    assert.deepEqual(loadConfig({ ...REQUIRED, CONTROL_THE_PAYLOAD_CONFIG_PATH: '/etc/m.json', CONTROL_THE_PAYLOAD_DIALECT: 'JQ' }).mapping, {
       path: '/etc/m.json',
+      dialect: 'jq',
+      skipUnmatchedNodeRuns: false,
       isExplicit: true,
     });
   });

@@ -15,7 +15,7 @@ export interface Config {
   streamerName: RawConfig['streamerName'];
   kafka: Omit<RawConfig['kafka'], 'bootstrapServers'> & { bootstrapServers: string[] };
   /** `isExplicit`: the path came from CONTROL_THE_PAYLOAD_CONFIG_PATH, so a missing file is an error. */
-  mapping: { path: string; isExplicit: boolean };
+  mapping: RawConfig['mapping'] & { isExplicit: boolean };
   webhook: { timeoutMs: number; verifySsl: boolean };
   detailedLogging: boolean;
   logLevel: RawConfig['logLevel'];
@@ -134,7 +134,7 @@ export function loadConfig(env: Environment): Config {
       bootstrapServers: splitList(raw.kafka.bootstrapServers),
     },
     mapping: {
-      path: raw.mapping.path,
+      ...raw.mapping,
       isExplicit: env.CONTROL_THE_PAYLOAD_CONFIG_PATH !== undefined,
     },
     webhook: { timeoutMs: Math.round(raw.webhook.timeoutSeconds * 1000), verifySsl: raw.webhook.verifySsl },

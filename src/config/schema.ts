@@ -11,6 +11,7 @@ export const SECURITY_PROTOCOLS = ['PLAINTEXT', 'SSL', 'SASL_PLAINTEXT', 'SASL_S
 export const AUTHENTICATION_MECHANISMS = ['NONE', 'PLAIN', 'SCRAM-SHA-256', 'SCRAM-SHA-512'] as const;
 export const OFFSET_RESETS = ['earliest', 'latest'] as const;
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+export const MAPPING_DIALECTS = ['jsonata', 'jq'] as const;
 
 const streamerNameFormat = choiceFormat('streamer-name', STREAMER_NAMES);
 const securityProtocolFormat = choiceFormat('security-protocol', SECURITY_PROTOCOLS);
@@ -23,6 +24,7 @@ const offsetResetFormat = choiceFormat('offset-reset', OFFSET_RESETS, {
   end: 'latest',
 });
 // Python's level names, as the official agent takes them.
+const dialectFormat = choiceFormat('mapping-dialect', MAPPING_DIALECTS);
 const logLevelFormat = choiceFormat('log-level', LOG_LEVELS, { warning: 'warn', critical: 'fatal', notset: 'trace' });
 
 /** The choice formats the schema names; registered with convict beside AGENT_FORMATS. */
@@ -32,6 +34,7 @@ export const CHOICE_FORMATS = [
   authenticationMechanismFormat,
   offsetResetFormat,
   logLevelFormat,
+  dialectFormat,
 ];
 
 export interface RawConfig {
@@ -49,7 +52,7 @@ export interface RawConfig {
     bootstrapServers: string;
     fetchMaxWaitMs: number;
   };
-  mapping: { path: string };
+  mapping: { path: string; dialect: (typeof MAPPING_DIALECTS)[number]; skipUnmatchedNodeRuns: boolean };
   webhook: { timeoutSeconds: number; verifySsl: boolean };
   detailedLogging: boolean;
   logLevel: (typeof LOG_LEVELS)[number];
@@ -125,6 +128,18 @@ export const CONFIG_SCHEMA: Schema<RawConfig> = {
   },
   mapping: {
     path: { doc: 'Payload mapping file', format: 'optional-string', default: DEFAULT_MAPPING_PATH, env: 'CONTROL_THE_PAYLOAD_CONFIG_PATH' },
+    dialect: {
+      doc: 'Language of the mapping expressions: jsonata, or jq for files written for the official agent',
+      format: dialectFormat.name,
+      default: 'jsonata',
+      env: 'CONTROL_THE_PAYLOAD_DIALECT',
+    },
+    skipUnmatchedNodeRuns: {
+      doc: 'Skip workflow node runs no mapping matches silently instead of failing them',
+      format: 'agent-boolean',
+      default: false,
+      env: 'AGENT_SKIP_UNMATCHED_NODE_RUNS',
+    },
   },
   webhook: {
     timeoutSeconds: { doc: 'Timeout of one request to an internal service', format: 'positive-number', default: 30, env: 'WEBHOOK_INVOKER_TIMEOUT' },

@@ -8,6 +8,7 @@ import { isSuccessStatus } from '../delivery/send.js';
 import { MappingError, MessageError, describeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Mapper } from '../mapping/render.js';
+import { decryptFields } from '../message/decrypt.js';
 import { classify, readInvocationMethod, recoverRunId, withoutSignatureHeaders } from '../message/invocation.js';
 import type { InvocationKind, InvocationMethod, Message, TopicRole } from '../message/invocation.js';
 import { parseRawJson, toPlainValue } from '../message/raw-json.js';
@@ -24,6 +25,10 @@ export interface HandlerDeps {
   logger: Logger;
   /** HMAC key of incoming signatures. */
   secret: string;
+  /** AGENT_SKIP_UNMATCHED_NODE_RUNS: no matching mapping skips a node run instead of failing it. */
+  skipUnmatchedNodeRuns: boolean;
+  /** AES key of `fieldsToDecryptPaths`; undefined when the client secret is too short for one. */
+  decryptionKey: Buffer | undefined;
 }
 
 function runRefFor(kind: InvocationKind, runId: string | undefined, synchronized: boolean): RunRef | undefined {
@@ -100,6 +105,16 @@ export function createMessageHandler(deps: HandlerDeps): (message: SourceMessage
     return deliverInvocation(body, invocationKind, invocationMethod, run, runLogger);
   }
 
+  function decryptForMapping(message: Message, paths: readonly string[], logger: Logger): Message {
+    if (paths.length === 0) return message;
+    // main.ts refuses to start when a mapping decrypts and the secret cannot make a key.
+    if (!deps.decryptionKey) throw new Error('fieldsToDecryptPaths needs a client secret of at least 32 bytes');
+    return decryptFields(message, paths, deps.decryptionKey, ({ path, reason }) => {
+      // Never the value, encrypted or not.
+      logger.warn({ path, reason }, 'field left as it was: it could not be decrypted');
+    });
+  }
+
   async function deliverInvocation(
     body: Message,
     kind: InvocationKind,
@@ -110,7 +125,7 @@ export function createMessageHandler(deps: HandlerDeps): (message: SourceMessage
     try {
       const mapping = await mapper.select(body);
       if (mapping === undefined) {
-        if (run?.kind === 'node-run') {
+        if (run?.kind === 'node-run' && !deps.skipUnmatchedNodeRuns) {
           logger.warn('node run failed: no payload mapping matches it');
           await reporter.failed(run, 'The agent found no payload mapping for this workflow node run.', logger);
           return 'failed';
@@ -124,10 +139,12 @@ export function createMessageHandler(deps: HandlerDeps): (message: SourceMessage
         await reporter.received(run, logger);
         await reporter.preparing(run, logger);
       }
-      const request = await mapper.renderRequest(mapping, body, {
+      // SPEC §5: chosen on the message as received, then decrypted, then rendered.
+      const rendered = decryptForMapping(body, mapping.fieldsToDecryptPaths, logger);
+      const request = await mapper.renderRequest(mapping, rendered, {
         url: invocationMethod.url,
         method: invocationMethod.method ?? 'POST',
-        body,
+        body: rendered,
         headers: invocationMethod.headers,
       });
       const requestLogger = logger.child({ url: displayUrl(request.url), method: request.method });
@@ -148,7 +165,7 @@ export function createMessageHandler(deps: HandlerDeps): (message: SourceMessage
       else requestLogger.error(fields, 'run failed: the service answered with an error status');
       if (run) {
         const overrides = await mapper.renderReport(mapping, {
-          body,
+          body: rendered,
           request,
           response: { statusCode: response.status, headers: response.headers, text: response.text, json: response.json ?? null },
         });

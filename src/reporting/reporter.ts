@@ -6,10 +6,10 @@
  */
 import type { DeliveryResponse } from '../delivery/send.js';
 import { isSuccessStatus } from '../delivery/send.js';
-import { isPythonTruthy } from '../json-shape.js';
 import type { Logger } from '../log.js';
 import type { ReportOverrides } from '../mapping/types.js';
 import type { PortCallResult, PortClient } from './port-client.js';
+import { planActionReport, planNodeRunReport } from './report-plan.js';
 import { RUN_LOG } from './run-log-texts.js';
 
 export interface RunRef {
@@ -47,15 +47,6 @@ const ROUTES = {
   organization: 'PATCH /v1/organization',
 } as const;
 
-/** The response body as the official agent reports it: JSON when it parses, else the text. */
-function responseBody(response: DeliveryResponse): unknown {
-  return response.json !== undefined ? response.json : response.text;
-}
-
-function withoutNulls(patch: Record<string, unknown>): Record<string, unknown> {
-  return Object.fromEntries(Object.entries(patch).filter(([, value]) => value !== null && value !== undefined));
-}
-
 export function createReporter(deps: ReporterDeps): Reporter {
   const detail = (text: string): string | undefined => (deps.detailedLogging ? text : undefined);
   const encode = encodeURIComponent;
@@ -92,36 +83,22 @@ export function createReporter(deps: ReporterDeps): Reporter {
   async function actionResponded(run: RunRef, response: DeliveryResponse, overrides: ReportOverrides, logger: Logger): Promise<void> {
     const succeeded = isSuccessStatus(response.status);
     await log(run, succeeded ? RUN_LOG.invocationSucceeded(response.status) : RUN_LOG.invocationFailed(response.status, detail(response.text)), logger);
-
-    const body = responseBody(response);
-    if (run.synchronized && isPythonTruthy(body)) {
+    const plan = planActionReport(run.synchronized, response, overrides, deps.detailedLogging);
+    if (plan.runResponse !== undefined) {
       await log(run, RUN_LOG.reportingResponse, logger);
-      const result = await portCall(run, 'PATCH', `/v1/actions/runs/${encode(run.runId)}/response`, ROUTES.actionResponse, { response: body }, logger);
+      const result = await portCall(run, 'PATCH', `/v1/actions/runs/${encode(run.runId)}/response`, ROUTES.actionResponse, { response: plan.runResponse }, logger);
       await log(run, result.ok ? RUN_LOG.responseReported : RUN_LOG.responseNotReported(result.status, detail(result.text)), logger);
     }
-
-    // SPEC §7: asynchronous runs that succeeded are reported by the customer's backend.
-    const defaults = {
-      status: succeeded ? (run.synchronized ? 'SUCCESS' : null) : 'FAILURE',
-      summary: succeeded ? null : RUN_LOG.webhookFailureSummary(response.status, detail(response.text)),
-    };
-    const patch = withoutNulls({ ...defaults, ...overrides });
-    if (Object.keys(patch).length > 0) await patchActionStatus(run, patch, logger);
+    if (plan.statusPatch) await patchActionStatus(run, plan.statusPatch, logger);
     if (succeeded) await log(run, RUN_LOG.actionFinished, logger);
   }
 
   async function nodeRunResponded(run: RunRef, response: DeliveryResponse, logger: Logger): Promise<void> {
     const succeeded = isSuccessStatus(response.status);
     await log(run, succeeded ? RUN_LOG.invocationSucceeded(response.status) : RUN_LOG.invocationFailed(response.status, detail(response.text)), logger);
-    if (!succeeded) {
-      await patchNode(run, { status: 'COMPLETED', result: 'FAILED' }, logger);
-      return;
-    }
-    if (run.synchronized) {
-      const data = response.text.trim() === '' ? {} : responseBody(response);
-      await patchNode(run, { status: 'COMPLETED', result: 'SUCCESS', output: { response: { status: response.status, data } } }, logger);
-    }
-    await log(run, RUN_LOG.nodeRunFinished, logger);
+    const patch = planNodeRunReport(run.synchronized, response);
+    if (patch) await patchNode(run, patch, logger);
+    if (succeeded) await log(run, RUN_LOG.nodeRunFinished, logger);
   }
 
   return {
