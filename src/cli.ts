@@ -3,13 +3,15 @@
  * The `port-agent` command. With no arguments it runs the agent, configured by the environment
  * only (and a .env file in the working directory), which main.ts reads.
  */
-import { EXIT_CONFIG, EXIT_FAILURE, runAgent } from './main.js';
+import { RENDER_USAGE } from './commands/render.js';
+import { EXIT_CONFIG, EXIT_FAILURE, runAgent, runRender } from './main.js';
 
-const USAGE = 'usage: port-agent            run the agent (configured by environment variables)';
+const USAGE = `usage: port-agent            run the agent (configured by environment variables)\n       ${RENDER_USAGE.replace(/^usage: /, '')}`;
 
 async function main(argv: string[]): Promise<number> {
   const [command] = argv;
   if (command === undefined) return runAgent();
+  if (command === 'render') return runRender(argv.slice(1));
   if (command === '--help' || command === '-h' || command === 'help') {
     process.stdout.write(`${USAGE}\n`);
     return 0;

@@ -6,6 +6,7 @@ import { Kafka } from 'kafkajs';
 import { loadConfig, expressionEnvironment } from './config/load.js';
 import type { Config, Environment } from './config/load.js';
 import { withEnvFile } from './config/env-file.js';
+import { runRenderCommand } from './commands/render.js';
 import { createDeliverer } from './delivery/send.js';
 import { ConfigError, MappingError, describeError } from './errors.js';
 import { createHttpClient } from './http-client.js';
@@ -60,6 +61,21 @@ async function createSource(config: Config, port: PortClient, logger: Logger): P
     fromBeginning: config.kafka.autoOffsetReset === 'earliest',
     shutdownGraceMs: config.shutdownGraceMs,
     logger: logger.child({ stage: 'source' }),
+  });
+}
+
+/** `port-agent render …`: the dry-run, with the environment as the agent would see it. */
+export async function runRender(argv: string[]): Promise<number> {
+  let env: Environment;
+  try {
+    env = withEnvFile(process.env, process.cwd());
+  } catch (error) {
+    if (error instanceof ConfigError) return configFailure(error);
+    throw error;
+  }
+  return runRenderCommand(argv, expressionEnvironment(env), env.PORT_CLIENT_SECRET, env.CONTROL_THE_PAYLOAD_DIALECT, {
+    stdout: process.stdout,
+    stderr: process.stderr,
   });
 }
 
