@@ -68,6 +68,30 @@ describe('configuration errors at start', () => {
     await expectConfigError({ ...VALID, CONTROL_THE_PAYLOAD_CONFIG_PATH: path }, /Mapping 0, field "url": the jsonata expression "\\"http:\/\/x\\" &" does not compile/);
   });
 
+  it('exits 2 when a mapping decrypts fields and the client secret is too short for a key', async () => {
+    const directory = mkdtempSync(join(tmpdir(), 'mapping-'));
+    const path = join(directory, 'mapping.json');
+    writeFileSync(path, JSON.stringify([{ enabled: true, fieldsToDecryptPaths: ['payload.properties.password'] }]));
+    await expectConfigError(
+      { ...VALID, PORT_CLIENT_SECRET: 'short-secret', CONTROL_THE_PAYLOAD_CONFIG_PATH: path },
+      /PORT_CLIENT_SECRET is shorter than the 32 bytes of an AES-256 key, and mapping 0 asks to decrypt fields/,
+    );
+  });
+
+  it('exits 2 naming the field of a jq expression that does not compile with CONTROL_THE_PAYLOAD_DIALECT=jq', async () => {
+    const directory = mkdtempSync(join(tmpdir(), 'mapping-'));
+    const path = join(directory, 'mapping.json');
+    writeFileSync(path, JSON.stringify([{ enabled: true, body: { a: '.payload | map(' } }]));
+    await expectConfigError({ ...VALID, CONTROL_THE_PAYLOAD_DIALECT: 'jq', CONTROL_THE_PAYLOAD_CONFIG_PATH: path }, /Mapping 0, field "body.a": the jq expression "\.payload \| map\(" does not compile: syntax error/);
+  });
+
+  it('exits 2 naming an unknown mapping field', async () => {
+    const directory = mkdtempSync(join(tmpdir(), 'mapping-'));
+    const path = join(directory, 'mapping.json');
+    writeFileSync(path, JSON.stringify([{ enabled: true }, { enabled: true, reprot: {} }]));
+    await expectConfigError({ ...VALID, CONTROL_THE_PAYLOAD_CONFIG_PATH: path }, /Mapping 1, field "reprot": unknown field/);
+  });
+
   it('reads variables from a .env file in the working directory, the real environment winning', async () => {
     const directory = mkdtempSync(join(tmpdir(), 'dotenv-'));
     writeFileSync(join(directory, '.env'), 'WEBHOOK_INVOKER_TIMEOUT=from-dotenv\nLOG_LEVEL=loud\n');

@@ -1,0 +1,121 @@
+/**
+ * Payload mappings through the running agent (issue 4): the built-in GitLab pipeline trigger
+ * against a local stand-in for GitLab's trigger endpoint, a mapping file written for the official
+ * agent in jq, and field decryption.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { AgentProcess } from '../support/agent-process.js';
+import { startBroker } from '../support/broker.js';
+import type { Broker } from '../support/broker.js';
+import { disconnectKafkaClients, produce } from '../support/kafka.js';
+import { actionRunMessage, signed } from '../support/messages.js';
+import { startPortStandIn } from '../support/port-stand-in.js';
+import type { PortStandIn } from '../support/port-stand-in.js';
+import { waitFor } from '../support/wait.js';
+import { startWebhookTarget } from '../support/webhook-target.js';
+import type { WebhookTarget } from '../support/webhook-target.js';
+import { agentSetup, startConsumingAgent } from './harness.js';
+
+const FINISHED = 'Port agent finished processing the action run';
+const OFFICIAL_JQ_DEFAULT = readFileSync(new URL('../../../shared/fixtures/official-default-mapping.jq.json', import.meta.url), 'utf8');
+const DECRYPT_FIXTURE = JSON.parse(readFileSync(new URL('../../../shared/fixtures/decrypt-fields.json', import.meta.url), 'utf8')) as {
+  secret: string;
+  cases: { path: string; plaintext: string; encrypted: string }[];
+};
+
+function gitlabRun(runId: string): Record<string, unknown> {
+  const message = actionRunMessage({ runId, url: 'http://unused.invalid/', type: 'GITLAB', properties: { environment: 'staging', replicas: 2 } });
+  const action = (message.payload as { action: { invocationMethod: Record<string, unknown> } }).action;
+  action.invocationMethod = { type: 'GITLAB', agent: true, groupName: 'platform/infra', projectName: 'deployer', defaultRef: 'main' };
+  return message;
+}
+
+/** GitLab's trigger endpoint answers 201 with the pipeline, as GitLab does. */
+function gitlabAnswer(path: string) {
+  return path.endsWith('/trigger/pipeline') ? { status: 201, body: { id: 4711, web_url: 'https://gitlab.internal/platform/infra/deployer/-/pipelines/4711' } } : { status: 200 };
+}
+
+describe('payload mappings in the running agent', () => {
+  let broker: Broker;
+  let port: PortStandIn;
+  let target: WebhookTarget;
+  const agents: AgentProcess[] = [];
+
+  before(async () => {
+    broker = await startBroker();
+    // The decryption vectors are encrypted with this secret; it is also the HMAC key.
+    port = await startPortStandIn({ clientSecret: DECRYPT_FIXTURE.secret });
+    target = await startWebhookTarget({ secret: port.clientSecret, respond: (request) => gitlabAnswer(request.path) });
+  });
+
+  after(async () => {
+    await Promise.all(agents.map((agent) => agent.stop()));
+    await target?.close();
+    await port?.close();
+    await disconnectKafkaClients();
+    await broker?.stop();
+  });
+
+  it('triggers a GitLab pipeline with the built-in default mapping and reports its link and id', async () => {
+    const setup = agentSetup(broker, port, { GITLAB_URL: `${target.url}/`, platform_infra_deployer: 'glptt-secret-trigger-token' });
+    await produce(broker.brokers, setup.runsTopic, [{ value: signed(gitlabRun('r_gitlab_default'), port.clientSecret) }]);
+    const agent = await startConsumingAgent(setup);
+    agents.push(agent);
+    await waitFor(() => port.actionRunLogs('r_gitlab_default').includes(FINISHED), { timeoutMs: 20_000, description: 'the GitLab run finished' });
+    const request = target.requests.find((entry) => entry.path === '/api/v4/projects/platform%2Finfra%2Fdeployer/trigger/pipeline');
+    assert.ok(request, 'the trigger endpoint was called');
+    const body = request.json as Record<string, unknown>;
+    assert.equal(body.ref, 'main');
+    assert.equal(body.token, 'glptt-secret-trigger-token');
+    assert.deepEqual(body.variables, { environment: 'staging', replicas: '2' });
+    assert.equal((body.port_payload as { context: { runId: string } }).context.runId, 'r_gitlab_default');
+    assert.equal((body.port_payload as Record<string, unknown>).headers, undefined, 'GitLab messages lose their headers key');
+    assert.deepEqual(port.actionRunPatches('r_gitlab_default'), [{ link: 'https://gitlab.internal/platform/infra/deployer/-/pipelines/4711', externalRunId: '4711' }]);
+    assert.ok(!JSON.stringify(agent.logs).includes('glptt-secret-trigger-token'), 'the trigger token is not logged');
+  });
+
+  it('runs a jq mapping file written for the official agent unchanged, and decrypts fields', async () => {
+    const directory = mkdtempSync(join(tmpdir(), 'jq-mapping-'));
+    const [vector] = DECRYPT_FIXTURE.cases;
+    assert.ok(vector);
+    const decrypting = {
+      enabled: '.payload.action.identifier == "rotate_password"',
+      fieldsToDecryptPaths: [vector.path],
+      url: `"${target.url}/rotate"`,
+      body: { password: `.${vector.path}`, run: '.context.runId' },
+    };
+    const mappingPath = join(directory, 'control_the_payload_config.json');
+    writeFileSync(mappingPath, JSON.stringify([decrypting, ...(JSON.parse(OFFICIAL_JQ_DEFAULT) as unknown[])]));
+    const setup = agentSetup(broker, port, { CONTROL_THE_PAYLOAD_DIALECT: 'jq', GITLAB_URL: `${target.url}/`, platform_infra_deployer: 'glptt-jq-token' });
+
+    const rotation = actionRunMessage({ runId: 'r_rotate', url: 'http://unused.invalid/', properties: {} });
+    (rotation.payload as { action: { identifier: string } }).action.identifier = 'rotate_password';
+    (rotation.payload as { properties: Record<string, unknown> }).properties[vector.path.split('.').at(-1) as string] = vector.encrypted;
+    await produce(broker.brokers, setup.runsTopic, [
+      { value: signed(actionRunMessage({ runId: 'r_jq_webhook', url: `${target.url}/jq-webhook`, method: 'PUT' }), port.clientSecret) },
+      { value: signed(gitlabRun('r_jq_gitlab'), port.clientSecret) },
+      { value: signed(rotation, port.clientSecret) },
+    ]);
+    // The official chart mounts the file in the working directory without setting the path.
+    const agent = await startConsumingAgent(setup, { cwd: directory });
+    agents.push(agent);
+    await waitFor(() => ['r_jq_webhook', 'r_jq_gitlab', 'r_rotate'].every((runId) => port.actionRunLogs(runId).includes(FINISHED)), {
+      timeoutMs: 20_000,
+      description: 'the jq-mapped runs finished',
+    });
+    assert.ok(agent.logs.some((line) => line.msg === 'payload mapping loaded' && line.dialect === 'jq' && line.builtIn === false));
+    const webhook = target.requests.find((entry) => entry.path === '/jq-webhook');
+    assert.equal(webhook?.method, 'PUT');
+    assert.equal((webhook?.json as { context: { runId: string } }).context.runId, 'r_jq_webhook');
+    const gitlab = target.requests.filter((entry) => entry.path.endsWith('/trigger/pipeline')).find((entry) => (entry.json as { token: string }).token === 'glptt-jq-token');
+    assert.ok(gitlab, 'the jq GitLab entry used the per-project token');
+    assert.deepEqual(port.actionRunPatches('r_jq_gitlab'), [{ link: 'https://gitlab.internal/platform/infra/deployer/-/pipelines/4711', externalRunId: '4711' }]);
+    const rotate = target.requests.find((entry) => entry.path === '/rotate');
+    assert.deepEqual(rotate?.json, { password: vector.plaintext, run: 'r_rotate' });
+    assert.ok(!JSON.stringify(agent.logs).includes(vector.plaintext), 'the decrypted value is never logged');
+  });
+});
