@@ -101,5 +101,9 @@ export class ReportError extends AgentError {
 /** The text of any thrown value, for summaries and log fields. */
 export function describeError(error: unknown): string {
   if (error instanceof Error) return error.message;
+  // JSONata throws plain objects carrying a message (and a code).
+  if (typeof error === 'object' && error !== null && typeof (error as { message?: unknown }).message === 'string') {
+    return (error as { message: string }).message;
+  }
   return String(error);
 }

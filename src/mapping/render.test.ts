@@ -103,7 +103,7 @@ describe('mapping rules', () => {
     const [mapping] = compileMappings([{ url: "'http://x'", body: { count: '$number(payload.text)' } }], compiler);
     await assert.rejects(
       createMapper([mapping!]).renderRequest(mapping!, { payload: { text: 'abc' } }, { url: undefined, method: 'POST', body: {}, headers: {} }),
-      (error: unknown) => error instanceof MappingError && error.field === 'body.count' && /Mapping 0, field "body.count": the expression failed/.test(error.message),
+      (error: unknown) => error instanceof MappingError && error.field === 'body.count' && /Mapping 0, field "body.count": the expression failed: Unable to cast value to a number: "abc"/.test(error.message),
     );
   });
 

@@ -1,0 +1,99 @@
+/**
+ * The message pipeline in-process with real parts (a real service, the Port stand-in, the real
+ * stages): the mapping rules of SPEC §5 that end a run — no match, a failing expression, fields
+ * that cannot be decrypted.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { Writable } from 'node:stream';
+import { after, before, describe, it } from 'node:test';
+import { createDeliverer } from '../../src/delivery/send.js';
+import { createHttpClient } from '../../src/http-client.js';
+import { createLogger } from '../../src/log.js';
+import { compileMappings } from '../../src/mapping/compile.js';
+import { createJsonataCompiler } from '../../src/mapping/expression.js';
+import { createMapper } from '../../src/mapping/render.js';
+import { decryptionKey } from '../../src/message/decrypt.js';
+import { createMessageHandler } from '../../src/pipeline/handle.js';
+import { createPortClient } from '../../src/reporting/port-client.js';
+import { createReporter } from '../../src/reporting/reporter.js';
+import { actionRunMessage, nodeRunMessage, signed } from '../support/messages.js';
+import { startPortStandIn } from '../support/port-stand-in.js';
+import type { PortStandIn } from '../support/port-stand-in.js';
+import { startWebhookTarget } from '../support/webhook-target.js';
+import type { WebhookTarget } from '../support/webhook-target.js';
+
+const DECRYPT_FIXTURE = JSON.parse(readFileSync(new URL('../../../shared/fixtures/decrypt-fields.json', import.meta.url), 'utf8')) as {
+  secret: string;
+  bad: { name: string; encrypted: string }[];
+};
+
+describe('the pipeline ends every run the mapping cannot serve', () => {
+  let port: PortStandIn;
+  let target: WebhookTarget;
+  const lines: Record<string, unknown>[] = [];
+
+  before(async () => {
+    port = await startPortStandIn({ clientSecret: DECRYPT_FIXTURE.secret });
+    target = await startWebhookTarget({ secret: port.clientSecret });
+  });
+
+  after(async () => {
+    await target.close();
+    await port.close();
+  });
+
+  function handler(mappings: unknown, options: { skipUnmatchedNodeRuns?: boolean } = {}) {
+    const destination = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) lines.push(JSON.parse(line) as Record<string, unknown>);
+        done();
+      },
+    });
+    const logger = createLogger({ level: 'debug', destination });
+    const http = createHttpClient({ verifyTls: true, userAgent: 'port-agent' });
+    return createMessageHandler({
+      mapper: createMapper(compileMappings(mappings, createJsonataCompiler({}))),
+      deliverer: createDeliverer({ http, secret: port.clientSecret, timeoutMs: 2000 }),
+      reporter: createReporter({ port: createPortClient({ http, baseUrl: port.url, clientId: port.clientId, clientSecret: port.clientSecret, logger }), detailedLogging: true }),
+      logger,
+      secret: port.clientSecret,
+      skipUnmatchedNodeRuns: options.skipUnmatchedNodeRuns ?? false,
+      decryptionKey: decryptionKey(port.clientSecret),
+    });
+  }
+
+  const onRuns = (message: Record<string, unknown>, offset: string) => ({ topic: 'org.runs', partition: 0, offset, role: 'runs' as const, value: Buffer.from(signed(message, port.clientSecret)) });
+
+  it('fails a node run no mapping matches, and skips it silently when told to', async () => {
+    const mappings = [{ enabled: "payload.action.invocationMethod.url = 'http://never'" }];
+    assert.equal(await handler(mappings)(onRuns(nodeRunMessage({ runId: 'wfnr_unmatched', url: `${target.url}/x` }), '1')), 'failed');
+    assert.deepEqual(port.nodeRunPatches('wfnr_unmatched'), [{ status: 'COMPLETED', result: 'FAILED' }]);
+    assert.equal(await handler(mappings, { skipUnmatchedNodeRuns: true })(onRuns(nodeRunMessage({ runId: 'wfnr_skipped', url: `${target.url}/x` }), '2')), 'skipped');
+    assert.equal(port.apiCallsForRun('wfnr_skipped').length, 0);
+    assert.equal(await handler(mappings)(onRuns(actionRunMessage({ runId: 'r_unmatched', url: `${target.url}/x` }), '3')), 'skipped');
+    assert.equal(port.apiCallsForRun('r_unmatched').length, 0, 'action runs no mapping matches are left to another agent');
+  });
+
+  it('fails a run whose expression fails, with a summary naming the field', async () => {
+    const outcome = await handler([{ body: { count: '$number(payload.properties.version)' } }])(onRuns(actionRunMessage({ runId: 'r_bad_expression', url: `${target.url}/never` }), '4'));
+    assert.equal(outcome, 'failed');
+    const [patch] = port.actionRunPatches('r_bad_expression') as { status: string; summary: string }[];
+    assert.equal(patch?.status, 'FAILURE');
+    assert.match(patch?.summary ?? '', /^The payload mapping failed: Mapping 0, field "body.count": the expression failed: Unable to cast value to a number: "1.4.2"/);
+    assert.deepEqual(port.actionRunLogs('r_bad_expression'), ['An action message has been received', 'Preparing the payload for the request', patch?.summary]);
+    assert.equal(target.requests.filter((request) => request.path === '/never').length, 0);
+  });
+
+  it('sends a field that cannot be decrypted as it was, warning without the value', async () => {
+    for (const [index, bad] of DECRYPT_FIXTURE.bad.entries()) {
+      const message = actionRunMessage({ runId: `r_undecryptable_${index}`, url: `${target.url}/decrypt-${index}`, properties: { secret: bad.encrypted } });
+      assert.equal(await handler([{ fieldsToDecryptPaths: ['payload.properties.secret'] }])(onRuns(message, `${10 + index}`)), 'delivered');
+      const received = target.requests.find((request) => request.path === `/decrypt-${index}`);
+      assert.equal((received?.json as { payload: { properties: { secret: string } } }).payload.properties.secret, bad.encrypted, bad.name);
+      const warning = lines.find((line) => line.msg === 'field left as it was: it could not be decrypted' && line.runId === `r_undecryptable_${index}`);
+      assert.equal(warning?.path, 'payload.properties.secret');
+      assert.ok(!JSON.stringify(lines).includes(bad.encrypted), 'the value is not logged');
+    }
+  });
+});
