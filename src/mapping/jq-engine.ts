@@ -5,9 +5,9 @@
  * with jq's own semantics (TESTING.md). Spawning jq per evaluation would cost ~30 ms each.
  *
  * Every expression compiled is checked at once by jq itself; the first evaluation starts the
- * process with one program holding every expression as a function, and each evaluation is one
- * line in (`{"id": n, "data": input}`) and one line out, in order. An expression's error is caught
- * inside jq and returned as a value, so a line in always gives a line out.
+ * process with one program holding every expression as a function. Evaluations asked for in the
+ * same tick go as one line in and come back as one line out, in order. An expression's error is
+ * caught inside jq and returned as a value, so a line in always gives a line out.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
@@ -27,7 +27,9 @@ export interface JqCompiler extends ExpressionCompiler {
   close(): void;
 }
 
-interface Pending {
+interface Call {
+  expressionId: number;
+  input: unknown;
   resolve: (value: unknown) => void;
   reject: (error: Error) => void;
 }
@@ -39,12 +41,17 @@ function firstOutput(functionName: string): string {
   return `([limit(1; ${functionName})] | .[0])`;
 }
 
+/**
+ * One input line is a batch — `{"inputs": [...], "calls": [[expressionId, inputIndex], ...]}` — and
+ * one output line the array of its results, in order: the evaluations a message needs (every
+ * field of a template, on the same input) and those of concurrent messages travel together.
+ */
 function buildProgram(sources: readonly string[]): string {
   const definitions = sources.map((source, index) => `def __port_agent_expression_${index}: ${source}\n;`).join('\n');
   const dispatch = sources
-    .map((_, index) => `${index === 0 ? 'if' : 'elif'} .id == ${index} then (.data | try {v: ${firstOutput(`__port_agent_expression_${index}`)}} catch {e: (. | tostring)})`)
+    .map((_, index) => `${index === 0 ? 'if' : 'elif'} $id == ${index} then (try {v: ${firstOutput(`__port_agent_expression_${index}`)}} catch {e: (. | tostring)})`)
     .join('\n');
-  return `${definitions}\n${dispatch}\nelse {e: "unknown expression"} end`;
+  return `${definitions}\ndef __port_agent_dispatch($id):\n${dispatch}\nelse {e: "unknown expression"} end;\n.inputs as $inputs | [.calls[] | .[0] as $id | $inputs[.[1]] | __port_agent_dispatch($id)]`;
 }
 
 export function createJqCompiler(options: JqEngineOptions): JqCompiler {
@@ -53,12 +60,33 @@ export function createJqCompiler(options: JqEngineOptions): JqCompiler {
   const sources: string[] = [];
   let process: ChildProcessWithoutNullStreams | undefined;
   let programSize = 0;
-  let pending: Pending[] = [];
+  /** Batches sent and not answered yet, oldest first. */
+  let inFlight: Call[][] = [];
+  /** Calls of the current tick, sent together at its end. */
+  let queued: Call[] = [];
 
-  function failPending(error: Error): void {
-    const failed = pending;
-    pending = [];
-    for (const entry of failed) entry.reject(error);
+  function failInFlight(error: Error): void {
+    const failed = inFlight;
+    inFlight = [];
+    for (const batch of failed) for (const call of batch) call.reject(error);
+  }
+
+  function answer(batch: Call[], line: string): void {
+    let results: unknown;
+    try {
+      results = JSON.parse(line) as unknown;
+    } catch (error) {
+      results = describeError(error);
+    }
+    if (!Array.isArray(results) || results.length !== batch.length) {
+      for (const call of batch) call.reject(new Error('jq answered something unexpected'));
+      return;
+    }
+    batch.forEach((call, position) => {
+      const result = results[position] as { v?: unknown; e?: unknown };
+      if (result.e !== undefined) call.reject(new Error(typeof result.e === 'string' ? result.e : JSON.stringify(result.e)));
+      else call.resolve(result.v);
+    });
   }
 
   function start(): ChildProcessWithoutNullStreams {
@@ -69,42 +97,50 @@ export function createJqCompiler(options: JqEngineOptions): JqCompiler {
       stderr = (stderr + chunk.toString('utf8')).slice(-2_000);
     });
     createInterface({ input: child.stdout }).on('line', (line) => {
-      const entry = pending.shift();
-      if (!entry) return;
-      let answer: { v?: unknown; e?: unknown };
-      try {
-        answer = JSON.parse(line) as { v?: unknown; e?: unknown };
-      } catch (error) {
-        entry.reject(new Error(`jq answered something that is not JSON: ${describeError(error)}`));
-        return;
-      }
-      if (answer.e !== undefined) entry.reject(new Error(typeof answer.e === 'string' ? answer.e : JSON.stringify(answer.e)));
-      else entry.resolve(answer.v);
+      const batch = inFlight.shift();
+      if (batch) answer(batch, line);
     });
     child.on('error', (error) => {
       if (process === child) process = undefined;
-      failPending(new Error(`jq could not run: ${describeError(error)}`));
+      failInFlight(new Error(`jq could not run: ${describeError(error)}`));
     });
     child.on('exit', (code, signal) => {
       if (process === child) process = undefined;
-      failPending(new Error(`jq stopped (${signal ?? `exit code ${code}`})${stderr ? `: ${stderr.trim()}` : ''}`));
+      failInFlight(new Error(`jq stopped (${signal ?? `exit code ${code}`})${stderr ? `: ${stderr.trim()}` : ''}`));
     });
     // A write to a jq that just died must fail the evaluation, not the agent.
     child.stdin.on('error', () => undefined);
     return child;
   }
 
-  function evaluate(index: number, input: unknown): Promise<unknown> {
+  function flush(): void {
+    const batch = queued;
+    queued = [];
     if (process && programSize !== sources.length) {
       // Expressions compiled after the process started: it must know them too.
       process.kill();
       process = undefined;
     }
     process ??= start();
-    const child = process;
+    // The same input object (one message, many fields) is serialised once.
+    const inputs: unknown[] = [];
+    const inputIndex = new Map<unknown, number>();
+    const calls = batch.map((call) => {
+      let index = inputIndex.get(call.input);
+      if (index === undefined) {
+        index = inputs.push(call.input ?? null) - 1;
+        inputIndex.set(call.input, index);
+      }
+      return [call.expressionId, index];
+    });
+    inFlight.push(batch);
+    process.stdin.write(`${JSON.stringify({ inputs, calls })}\n`);
+  }
+
+  function evaluate(expressionId: number, input: unknown): Promise<unknown> {
     return new Promise((resolve, reject) => {
-      pending.push({ resolve, reject });
-      child.stdin.write(`${JSON.stringify({ id: index, data: input ?? null })}\n`);
+      if (queued.length === 0) setImmediate(flush);
+      queued.push({ expressionId, input, resolve, reject });
     });
   }
 
