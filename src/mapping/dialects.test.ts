@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, describe, it } from 'node:test';
+import { expressionEnvironment } from '../config/load.js';
 import { compileMappings } from './compile.js';
 import { createCompiler } from './dialects.js';
 import type { DialectCompiler } from './dialects.js';
@@ -13,9 +14,16 @@ import { createMapper } from './render.js';
 import type { Mapper } from './render.js';
 
 const OFFICIAL_JQ_DEFAULT = JSON.parse(readFileSync(new URL('../../../shared/fixtures/official-default-mapping.jq.json', import.meta.url), 'utf8')) as unknown;
-const ENVIRONMENT = { GITLAB_URL: 'https://gitlab.internal/', platform_infra_deployer: 'glptt-token', REGION: 'eu-west-1', PORT_CLIENT_SECRET: 'must-not-leak' };
+const ENVIRONMENT = {
+  GITLAB_URL: 'https://gitlab.internal/',
+  platform_infra_deployer: 'glptt-token',
+  REGION: 'eu-west-1',
+  PORT_CLIENT_SECRET: 'must-not-leak',
+  PORT_CLIENT_ID: 'must-not-leak',
+  KAFKA_CONSUMER_PASSWORD: 'must-not-leak',
+};
 // What main.ts hands to the compilers: the environment without the agent's secrets.
-const VISIBLE = Object.fromEntries(Object.entries(ENVIRONMENT).filter(([name]) => name !== 'PORT_CLIENT_SECRET'));
+const VISIBLE = expressionEnvironment(ENVIRONMENT);
 
 const compilers: DialectCompiler[] = [];
 function compiler(dialect: 'jq' | 'jsonata'): DialectCompiler {
@@ -122,7 +130,10 @@ describe('jq and JSONata dialects', () => {
     assert.equal(result.request.body.secret, null);
     assert.equal(result.request.headers['X-Region'], 'eu-west-1', 'other variables stay visible');
     for (const dialect of ['jq', 'jsonata'] as const) {
-      const expression = dialect === 'jq' ? '[env.PORT_CLIENT_SECRET, env.PORT_CLIENT_ID, $ENV.PORT_CLIENT_SECRET]' : '[$env.PORT_CLIENT_SECRET, $env.PORT_CLIENT_ID]';
+      const expression =
+        dialect === 'jq'
+          ? '[env.PORT_CLIENT_SECRET, env.PORT_CLIENT_ID, env.KAFKA_CONSUMER_PASSWORD, $ENV.PORT_CLIENT_SECRET, ($ENV | tostring)]'
+          : '[$env.PORT_CLIENT_SECRET, $env.PORT_CLIENT_ID, $env.KAFKA_CONSUMER_PASSWORD, $string($env)]';
       const mapper = createMapper(compileMappings([{ url: dialect === 'jq' ? '"http://x"' : "'http://x'", body: expression }], compiler(dialect)));
       const request = await mapper.renderRequest((await mapper.select({}))!, {}, { url: undefined, method: 'POST', body: {}, headers: {} });
       assert.ok(!JSON.stringify(request.body ?? null).includes('must-not-leak'), dialect);

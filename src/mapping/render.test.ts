@@ -114,6 +114,21 @@ describe('mapping rules', () => {
     await assert.rejects(mapper.renderRequest(mapping!, {}, { url: 'http://x', method: 'TELEPORT', body: {}, headers: {} }), /field "method": must be one of/);
   });
 
+  it('rejects fields of the wrong type, naming index and field', () => {
+    assert.throws(() => compileMappings([{ url: 42 }], compiler), /Mapping 0, field "url": must be an expression string/);
+    assert.throws(() => compileMappings([{ headers: ['x'] }], compiler), /Mapping 0, field "headers": must be an object or an expression string/);
+    assert.throws(() => compileMappings([{ enabled: 1 }], compiler), /Mapping 0, field "enabled": must be a boolean or an expression string/);
+    assert.throws(() => compileMappings([{ report: 'x' }], compiler), /Mapping 0, field "report": must be an object/);
+    assert.throws(() => compileMappings([{ fieldsToDecryptPaths: 'payload.x' }], compiler), /Mapping 0, field "fieldsToDecryptPaths": must be a list of dotted paths/);
+    assert.throws(() => compileMappings(['not an object'], compiler), /Mapping 0 must be an object/);
+  });
+
+  it('takes the whole headers object from one expression', async () => {
+    const [mapping] = compileMappings([{ url: "'http://x'", headers: "{ 'X-Run': context.runId, 'X-Count': 3 }" }], compiler);
+    const request = await createMapper([mapping!]).renderRequest(mapping!, { context: { runId: 'r_7' } }, { url: undefined, method: 'POST', body: {}, headers: {} });
+    assert.deepEqual(request.headers, { 'X-Run': 'r_7', 'X-Count': '3' });
+  });
+
   it('rejects unknown fields and broken expressions at compile time, naming index, field and expression', () => {
     assert.throws(() => compileMappings([{ enabled: true, urll: 'x' }], compiler), /Mapping 0, field "urll": unknown field/);
     assert.throws(() => compileMappings([{}, { report: { status: "'SUCCESS' &" } }], compiler), /Mapping 1, field "report.status": the jsonata expression "'SUCCESS' &" does not compile/);

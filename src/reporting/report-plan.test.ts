@@ -1,0 +1,49 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { planActionReport, planNodeRunReport } from './report-plan.js';
+
+const ok = { status: 200, headers: {}, text: '{"a":1}', json: { a: 1 } };
+const empty = { status: 204, headers: {}, text: '', json: undefined };
+const failed = { status: 502, headers: {}, text: 'bad gateway', json: undefined };
+
+describe('planActionReport (SPEC §7)', () => {
+  it('reports SUCCESS and the response of a synchronous success', () => {
+    assert.deepEqual(planActionReport(true, ok, {}, true), { runResponse: { a: 1 }, statusPatch: { status: 'SUCCESS' } });
+  });
+
+  it('patches nothing for an asynchronous success', () => {
+    assert.deepEqual(planActionReport(false, ok, {}, true), { runResponse: undefined, statusPatch: undefined });
+  });
+
+  it('reports FAILURE with the summary, the response text only when detailed', () => {
+    assert.deepEqual(planActionReport(false, failed, {}, true).statusPatch, { status: 'FAILURE', summary: 'Failed to invoke the webhook with status code: 502. Response: bad gateway' });
+    assert.deepEqual(planActionReport(false, failed, {}, false).statusPatch, { status: 'FAILURE', summary: 'Failed to invoke the webhook with status code: 502.' });
+  });
+
+  it('reports no response for an empty body, {} or []', () => {
+    assert.equal(planActionReport(true, empty, {}, true).runResponse, undefined);
+    assert.equal(planActionReport(true, { ...ok, text: '{}', json: {} }, {}, true).runResponse, undefined);
+    assert.equal(planActionReport(true, { ...ok, text: '[]', json: [] }, {}, true).runResponse, undefined);
+  });
+
+  it('lets a report field replace its default, even with null', () => {
+    assert.deepEqual(planActionReport(true, failed, { status: null, link: 'https://x' }, true).statusPatch, {
+      summary: 'Failed to invoke the webhook with status code: 502. Response: bad gateway',
+      link: 'https://x',
+    });
+    assert.deepEqual(planActionReport(true, ok, { status: null }, true).statusPatch, undefined);
+    assert.deepEqual(planActionReport(false, ok, { status: 'SUCCESS', externalRunId: 'e-1' }, true).statusPatch, { status: 'SUCCESS', externalRunId: 'e-1' });
+  });
+});
+
+describe('planNodeRunReport (SPEC §7)', () => {
+  it('completes a synchronous success with the response, {} for an empty body', () => {
+    assert.deepEqual(planNodeRunReport(true, ok), { status: 'COMPLETED', result: 'SUCCESS', output: { response: { status: 200, data: { a: 1 } } } });
+    assert.deepEqual(planNodeRunReport(true, empty), { status: 'COMPLETED', result: 'SUCCESS', output: { response: { status: 204, data: {} } } });
+  });
+
+  it('fails on an error status, and leaves an asynchronous success alone', () => {
+    assert.deepEqual(planNodeRunReport(false, failed), { status: 'COMPLETED', result: 'FAILED' });
+    assert.equal(planNodeRunReport(false, ok), undefined);
+  });
+});
