@@ -7,6 +7,9 @@ import { loadConfig, expressionEnvironment } from './config/load.js';
 import type { Config, Environment } from './config/load.js';
 import { withEnvFile } from './config/env-file.js';
 import { runRenderCommand } from './commands/render.js';
+import { createSemaphore } from './concurrency/semaphore.js';
+import { createHostGuard } from './delivery/host-guard.js';
+import type { RetryPolicy } from './delivery/retry-policy.js';
 import { createDeliverer } from './delivery/send.js';
 import { ConfigError, MappingError, describeError } from './errors.js';
 import { createHttpClient } from './http-client.js';
@@ -34,6 +37,8 @@ export const EXIT_FAILURE = 1;
 export const EXIT_CONFIG = 2;
 
 const USER_AGENT = 'port-agent';
+const WEBHOOK_RETRY_MIN_BACKOFF_MS = 1_000;
+const WEBHOOK_RETRY_MAX_BACKOFF_MS = 10_000;
 
 /** Prints one line for a configuration mistake — never a stack trace — and gives the exit code. */
 function configFailure(error: ConfigError | MappingError): number {
@@ -62,6 +67,11 @@ async function createSource(config: Config, port: PortClient, logger: Logger): P
     shutdownGraceMs: config.shutdownGraceMs,
     logger: logger.child({ stage: 'source' }),
   });
+}
+
+/** WEBHOOK_MAX_RETRIES and WEBHOOK_RETRY_MAX_TIME_SECONDS; backoff 1 s doubling to 10 s, with jitter. */
+function webhookRetryPolicy(config: Config): RetryPolicy {
+  return { retries: config.webhook.maxRetries, minTimeoutMs: WEBHOOK_RETRY_MIN_BACKOFF_MS, maxTimeoutMs: WEBHOOK_RETRY_MAX_BACKOFF_MS, maxRetryTimeMs: config.webhook.retryMaxTimeMs };
 }
 
 /** `port-agent render …`: the dry-run, with the environment as the agent would see it. */
@@ -134,7 +144,14 @@ export async function runAgent(): Promise<number> {
   const reporter = createReporter({ port, detailedLogging: config.detailedLogging });
   const handle = createMessageHandler({
     mapper,
-    deliverer: createDeliverer({ http: webhookHttp, secret: config.port.clientSecret, timeoutMs: config.webhook.timeoutMs }),
+    deliverer: createDeliverer({
+      http: webhookHttp,
+      secret: config.port.clientSecret,
+      timeoutMs: config.webhook.timeoutMs,
+      retryPolicy: webhookRetryPolicy(config),
+      inFlight: createSemaphore(config.maxInFlight),
+      hosts: createHostGuard({ perHostLimit: config.webhook.maxInFlightPerHost }),
+    }),
     reporter,
     logger: logger.child({ stage: 'pipeline' }),
     secret: config.port.clientSecret,

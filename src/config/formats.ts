@@ -58,6 +58,16 @@ const positiveIntegerFormat: Format = {
   },
 };
 
+const nonNegativeIntegerFormat: Format = {
+  name: 'non-negative-integer',
+  coerce: numberCoerce,
+  validate: (value: unknown) => {
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) {
+      throw new Error('must be a whole number, 0 or more');
+    }
+  },
+};
+
 const requiredStringFormat: Format = {
   name: 'required-string',
   validate: (value: unknown) => {
@@ -110,6 +120,7 @@ export const AGENT_FORMATS: readonly Format[] = [
   positiveNumberFormat,
   nonNegativeNumberFormat,
   positiveIntegerFormat,
+  nonNegativeIntegerFormat,
   requiredStringFormat,
   optionalStringFormat,
   httpUrlFormat,

@@ -16,7 +16,8 @@ export interface Config {
   kafka: Omit<RawConfig['kafka'], 'bootstrapServers'> & { bootstrapServers: string[] };
   /** `isExplicit`: the path came from CONTROL_THE_PAYLOAD_CONFIG_PATH, so a missing file is an error. */
   mapping: RawConfig['mapping'] & { isExplicit: boolean };
-  webhook: { timeoutMs: number; verifySsl: boolean };
+  webhook: { timeoutMs: number; verifySsl: boolean; maxInFlightPerHost: number; maxRetries: number; retryMaxTimeMs: number };
+  maxInFlight: number;
   detailedLogging: boolean;
   logLevel: RawConfig['logLevel'];
   shutdownGraceMs: number;
@@ -137,7 +138,14 @@ export function loadConfig(env: Environment): Config {
       ...raw.mapping,
       isExplicit: env.CONTROL_THE_PAYLOAD_CONFIG_PATH !== undefined,
     },
-    webhook: { timeoutMs: Math.round(raw.webhook.timeoutSeconds * 1000), verifySsl: raw.webhook.verifySsl },
+    webhook: {
+      timeoutMs: Math.round(raw.webhook.timeoutSeconds * 1000),
+      verifySsl: raw.webhook.verifySsl,
+      maxInFlightPerHost: raw.webhook.maxInFlightPerHost,
+      maxRetries: raw.webhook.maxRetries,
+      retryMaxTimeMs: Math.round(raw.webhook.retryMaxTimeSeconds * 1000),
+    },
+    maxInFlight: raw.maxInFlight,
     detailedLogging: raw.detailedLogging,
     logLevel: raw.logLevel,
     shutdownGraceMs: Math.round(raw.shutdownGraceSeconds * 1000),

@@ -53,7 +53,8 @@ export interface RawConfig {
     fetchMaxWaitMs: number;
   };
   mapping: { path: string; dialect: (typeof MAPPING_DIALECTS)[number]; skipUnmatchedNodeRuns: boolean };
-  webhook: { timeoutSeconds: number; verifySsl: boolean };
+  webhook: { timeoutSeconds: number; verifySsl: boolean; maxInFlightPerHost: number; maxRetries: number; retryMaxTimeSeconds: number };
+  maxInFlight: number;
   detailedLogging: boolean;
   logLevel: (typeof LOG_LEVELS)[number];
   shutdownGraceSeconds: number;
@@ -144,6 +145,30 @@ export const CONFIG_SCHEMA: Schema<RawConfig> = {
   webhook: {
     timeoutSeconds: { doc: 'Timeout of one request to an internal service', format: 'positive-number', default: 30, env: 'WEBHOOK_INVOKER_TIMEOUT' },
     verifySsl: { doc: 'Verify TLS certificates of internal services', format: 'agent-boolean', default: true, env: 'WEBHOOK_VERIFY_SSL' },
+    maxInFlightPerHost: {
+      doc: 'Requests to one host (host:port) at once, so a slow service cannot take every slot',
+      format: 'positive-integer',
+      default: 100,
+      env: 'WEBHOOK_MAX_IN_FLIGHT_PER_HOST',
+    },
+    maxRetries: {
+      doc: 'Retries of a request after connection errors, timeouts, 429 and 5xx (0: none)',
+      format: 'non-negative-integer',
+      default: 3,
+      env: 'WEBHOOK_MAX_RETRIES',
+    },
+    retryMaxTimeSeconds: {
+      doc: 'No retry of a request starts later than this after its first attempt',
+      format: 'positive-number',
+      default: 60,
+      env: 'WEBHOOK_RETRY_MAX_TIME_SECONDS',
+    },
+  },
+  maxInFlight: {
+    doc: 'Requests to internal services at once, across and within partitions',
+    format: 'positive-integer',
+    default: 200,
+    env: 'AGENT_MAX_IN_FLIGHT',
   },
   detailedLogging: { doc: 'Bodies and response texts in logs and run logs', format: 'agent-boolean', default: true, env: 'DETAILED_LOGGING' },
   logLevel: {

@@ -7,6 +7,10 @@ import { DeliveryError, describeError } from '../errors.js';
 import { headerRecord, parseJsonBody } from '../http-client.js';
 import type { Logger } from '../log.js';
 import type { RequestSpec } from '../mapping/types.js';
+import type { Semaphore } from '../concurrency/semaphore.js';
+import type { HostGuard } from './host-guard.js';
+import { isRetryableStatus, retryAfterMs, withRetries } from './retry-policy.js';
+import type { AttemptOutcome, RetryNotice, RetryPolicy } from './retry-policy.js';
 import { signatureHeaders } from './sign.js';
 
 export interface DeliveryResponse {
@@ -21,8 +25,16 @@ export type DeliveryResult =
   | { kind: 'response'; response: DeliveryResponse; attempts: number; durationMs: number }
   | { kind: 'failure'; error: DeliveryError; attempts: number; durationMs: number };
 
+export interface DeliveryContext {
+  logger: Logger;
+  /** Sent as `Idempotency-Key`, the same on every attempt and redelivery, so a receiver can drop repeats. */
+  idempotencyKey: string;
+  /** Hears of each retry before its backoff, e.g. to write a run log line. */
+  onRetry?: (notice: RetryNotice) => void | Promise<void>;
+}
+
 export interface Deliverer {
-  deliver(request: RequestSpec, logger: Logger): Promise<DeliveryResult>;
+  deliver(request: RequestSpec, context: DeliveryContext): Promise<DeliveryResult>;
 }
 
 export interface DelivererDeps {
@@ -30,7 +42,16 @@ export interface DelivererDeps {
   /** HMAC key of X-Port-Signature. */
   secret: string;
   timeoutMs: number;
+  /** Retries of one request (SPEC §6); the first attempt is not counted. */
+  retryPolicy: RetryPolicy;
+  /** AGENT_MAX_IN_FLIGHT: requests to internal services at once, whatever their host. */
+  inFlight: Semaphore;
+  /** Per-host limits and circuit breakers. */
+  hosts: HostGuard;
 }
+
+/** The header carrying the run id, identical on every attempt and redelivery (README). */
+export const IDEMPOTENCY_HEADER = 'Idempotency-Key';
 
 /** A response counts as success below 400 (SPEC §6, compatible). */
 export function isSuccessStatus(status: number): boolean {
@@ -85,20 +106,15 @@ function failureFromAxios(error: AxiosError, request: RequestSpec, attempt: numb
   });
 }
 
+type AttemptValue = { kind: 'response'; response: DeliveryResponse } | { kind: 'failure'; error: DeliveryError };
+
 export function createDeliverer(deps: DelivererDeps): Deliverer {
-  async function attempt(request: RequestSpec, attemptNumber: number): Promise<DeliveryResponse> {
-    let url: URL;
-    try {
-      url = buildUrl(request);
-    } catch (error) {
-      throw new DeliveryError(`invalid URL: ${describeError(error)}`, {
-        url: request.url, method: request.method, attempt: attemptNumber, code: 'INVALID_URL', retriable: false, cause: error,
-      });
-    }
+  async function send(request: RequestSpec, url: URL, idempotencyKey: string, attemptNumber: number): Promise<AttemptValue> {
     // SPEC §6: compact JSON, non-ASCII raw; the signature covers exactly these bytes.
     const bodyText = request.body === undefined ? '' : JSON.stringify(request.body);
     const headers: Record<string, string> = {
       'Content-Type': 'application/json',
+      [IDEMPOTENCY_HEADER]: idempotencyKey,
       ...request.headers,
       ...signatureHeaders(deps.secret, bodyText),
     };
@@ -113,25 +129,61 @@ export function createDeliverer(deps: DelivererDeps): Deliverer {
         signal: AbortSignal.timeout(deps.timeoutMs),
       });
       const text = typeof response.data === 'string' ? response.data : String(response.data ?? '');
-      return { status: response.status, headers: headerRecord(response.headers), text, json: parseJsonBody(text) };
+      return { kind: 'response', response: { status: response.status, headers: headerRecord(response.headers), text, json: parseJsonBody(text) } };
     } catch (error) {
-      if ((error as AxiosError).isAxiosError) throw failureFromAxios(error as AxiosError, request, attemptNumber, deps.timeoutMs);
+      if ((error as AxiosError).isAxiosError) return { kind: 'failure', error: failureFromAxios(error as AxiosError, request, attemptNumber, deps.timeoutMs) };
       throw error;
     }
   }
 
+  /** One attempt: a slot on the host, a slot overall, the request; the slots are free again during backoff. */
+  async function attempt(request: RequestSpec, url: URL, context: DeliveryContext, attemptNumber: number): Promise<AttemptOutcome<AttemptValue>> {
+    const entry = await deps.hosts.enter(url.host);
+    if (entry.kind === 'open') {
+      const error = new DeliveryError(`the circuit breaker for ${url.host} is open after repeated failures (next try in ${Math.ceil(entry.retryInMs / 1000)} s)`, {
+        url: request.url, method: request.method, attempt: attemptNumber, code: 'CIRCUIT_OPEN', retriable: false,
+      });
+      return { kind: 'done', value: { kind: 'failure', error } };
+    }
+    const release = await deps.inFlight.acquire();
+    let value: AttemptValue | undefined;
+    try {
+      context.logger.debug({ attempt: attemptNumber }, 'sending request');
+      value = await send(request, url, context.idempotencyKey, attemptNumber);
+    } finally {
+      release();
+      // A host that answers, even with an error status below 500, is up.
+      entry.leave(value !== undefined && value.kind === 'response' && value.response.status < 500);
+    }
+    if (value.kind === 'failure') {
+      return value.error.retriable ? { kind: 'retryable', value, reason: value.error.message } : { kind: 'done', value };
+    }
+    if (isRetryableStatus(value.response.status)) {
+      return { kind: 'retryable', value, reason: `status code ${value.response.status}`, retryAfterMs: retryAfterMs(value.response.headers['retry-after']) };
+    }
+    return { kind: 'done', value };
+  }
+
   return {
-    async deliver(request, logger) {
+    async deliver(request, context) {
       const startedAt = performance.now();
-      const attemptNumber = 1;
-      logger.debug({ attempt: attemptNumber }, 'sending request');
+      const elapsed = () => Math.round(performance.now() - startedAt);
+      let url: URL;
       try {
-        const response = await attempt(request, attemptNumber);
-        return { kind: 'response', response, attempts: attemptNumber, durationMs: Math.round(performance.now() - startedAt) };
+        url = buildUrl(request);
       } catch (error) {
-        if (!(error instanceof DeliveryError)) throw error;
-        return { kind: 'failure', error, attempts: attemptNumber, durationMs: Math.round(performance.now() - startedAt) };
+        const invalid = new DeliveryError(`invalid URL: ${describeError(error)}`, {
+          url: request.url, method: request.method, attempt: 1, code: 'INVALID_URL', retriable: false, cause: error,
+        });
+        return { kind: 'failure', error: invalid, attempts: 1, durationMs: elapsed() };
       }
+      const { value, attempts } = await withRetries((attemptNumber) => attempt(request, url, context, attemptNumber), deps.retryPolicy, async (notice) => {
+        context.logger.warn({ attempt: notice.attemptNumber, retriesLeft: notice.retriesLeft, reason: notice.reason }, 'request failed; retrying');
+        await context.onRetry?.(notice);
+      });
+      return value.kind === 'response'
+        ? { kind: 'response', response: value.response, attempts, durationMs: elapsed() }
+        : { kind: 'failure', error: value.error, attempts, durationMs: elapsed() };
     },
   };
 }

@@ -102,7 +102,9 @@ export function createMessageHandler(deps: HandlerDeps): (message: SourceMessage
     const run = runRefFor(invocationKind, runId, invocationMethod.synchronized);
     accepted.run = run;
     const body = withoutSignatureHeaders(plain as Message, invocationMethod.type);
-    return deliverInvocation(body, invocationKind, invocationMethod, run, runLogger);
+    // Stable across attempts and redeliveries; change-log events have no run id, their place does.
+    const idempotencyKey = runId !== undefined && invocationKind !== 'changelog' ? runId : `${message.topic}-${message.partition}-${message.offset}`;
+    return deliverInvocation(body, invocationKind, invocationMethod, run, idempotencyKey, runLogger);
   }
 
   function decryptForMapping(message: Message, paths: readonly string[], logger: Logger): Message {
@@ -120,6 +122,7 @@ export function createMessageHandler(deps: HandlerDeps): (message: SourceMessage
     kind: InvocationKind,
     invocationMethod: InvocationMethod,
     run: RunRef | undefined,
+    idempotencyKey: string,
     logger: Logger,
   ): Promise<HandleOutcome> {
     try {
@@ -149,7 +152,11 @@ export function createMessageHandler(deps: HandlerDeps): (message: SourceMessage
       });
       const requestLogger = logger.child({ url: displayUrl(request.url), method: request.method });
       if (run) await reporter.sending(run, requestLogger);
-      const result = await deliverer.deliver(request, requestLogger);
+      const result = await deliverer.deliver(request, {
+        logger: requestLogger,
+        idempotencyKey,
+        onRetry: run ? (notice) => reporter.retrying(run, notice, requestLogger) : undefined,
+      });
 
       if (result.kind === 'failure') {
         const summary = failureSummary(result.error);

@@ -4,6 +4,7 @@
  * results. A Port call that fails is logged with the run id and never thrown: reporting must not
  * stop consumption.
  */
+import type { RetryNotice } from '../delivery/retry-policy.js';
 import type { DeliveryResponse } from '../delivery/send.js';
 import { isSuccessStatus } from '../delivery/send.js';
 import type { Logger } from '../log.js';
@@ -24,6 +25,8 @@ export interface Reporter {
   /** Action runs only: the mapping is about to be rendered. */
   preparing(run: RunRef, logger: Logger): Promise<void>;
   sending(run: RunRef, logger: Logger): Promise<void>;
+  /** A request attempt failed and will be tried again. */
+  retrying(run: RunRef, notice: RetryNotice, logger: Logger): Promise<void>;
   /** The internal service answered, with any status. */
   responded(run: RunRef, response: DeliveryResponse, overrides: ReportOverrides, logger: Logger): Promise<void>;
   /** The run failed inside the agent (unreachable service, timeout, bad URL, mapping error): FAILURE. */
@@ -107,6 +110,7 @@ export function createReporter(deps: ReporterDeps): Reporter {
       if (run.kind === 'action-run') await log(run, RUN_LOG.preparing, logger);
     },
     sending: (run, logger) => log(run, RUN_LOG.sending, logger),
+    retrying: (run, notice, logger) => log(run, RUN_LOG.retrying(notice.reason, notice.attemptNumber, notice.retriesLeft), logger),
     responded: (run, response, overrides, logger) =>
       run.kind === 'action-run' ? actionResponded(run, response, overrides, logger) : nodeRunResponded(run, response, logger),
     async failed(run, summary, logger) {

@@ -10,6 +10,9 @@ export const RUN_LOG = {
   invocationSucceeded: (status: number) => `Action invocation has completed successfully with status code: ${status}`,
   invocationFailed: (status: number, detail: string | undefined) =>
     `Action invocation failed with status code: ${status}${detail === undefined ? '' : ` and response: ${detail}`}`,
+  /** Not in the official agent, which does not retry. */
+  retrying: (reason: string, attemptNumber: number, retriesLeft: number) =>
+    `The request failed (${reason}); retrying (attempt ${attemptNumber} failed, ${retriesLeft} ${retriesLeft === 1 ? 'retry' : 'retries'} left)`,
   reportingResponse: 'Reporting the run response',
   responseReported: 'The run response was reported successfully ',
   responseNotReported: (status: number | undefined, detail: string | undefined) =>

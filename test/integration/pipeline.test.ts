@@ -7,7 +7,6 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
-import { createDeliverer } from '../../src/delivery/send.js';
 import { createHttpClient } from '../../src/http-client.js';
 import { createLogger } from '../../src/log.js';
 import { compileMappings } from '../../src/mapping/compile.js';
@@ -17,6 +16,7 @@ import { decryptionKey } from '../../src/message/decrypt.js';
 import { createMessageHandler } from '../../src/pipeline/handle.js';
 import { createPortClient } from '../../src/reporting/port-client.js';
 import { createReporter } from '../../src/reporting/reporter.js';
+import { testDeliverer } from '../support/deliverer.js';
 import { actionRunMessage, nodeRunMessage, signed } from '../support/messages.js';
 import { startPortStandIn } from '../support/port-stand-in.js';
 import type { PortStandIn } from '../support/port-stand-in.js';
@@ -54,7 +54,7 @@ describe('the pipeline ends every run the mapping cannot serve', () => {
     const http = createHttpClient({ verifyTls: true, userAgent: 'port-agent' });
     return createMessageHandler({
       mapper: createMapper(compileMappings(mappings, createJsonataCompiler({}))),
-      deliverer: createDeliverer({ http, secret: port.clientSecret, timeoutMs: 2000 }),
+      deliverer: testDeliverer({ secret: port.clientSecret, timeoutMs: 2000 }),
       reporter: createReporter({ port: createPortClient({ http, baseUrl: port.url, clientId: port.clientId, clientSecret: port.clientSecret, logger }), detailedLogging: true }),
       logger,
       secret: port.clientSecret,

@@ -1,0 +1,26 @@
+/** The delivery stage with test-sized settings, for in-process tests against real servers. */
+import { createSemaphore } from '../../src/concurrency/semaphore.js';
+import { createHostGuard } from '../../src/delivery/host-guard.js';
+import { createDeliverer } from '../../src/delivery/send.js';
+import type { Deliverer } from '../../src/delivery/send.js';
+import { createHttpClient } from '../../src/http-client.js';
+
+export interface TestDelivererOptions {
+  secret: string;
+  timeoutMs?: number;
+  verifyTls?: boolean;
+  retries?: number;
+  maxInFlight?: number;
+  perHostLimit?: number;
+}
+
+export function testDeliverer(options: TestDelivererOptions): Deliverer {
+  return createDeliverer({
+    http: createHttpClient({ verifyTls: options.verifyTls ?? true, userAgent: 'port-agent' }),
+    secret: options.secret,
+    timeoutMs: options.timeoutMs ?? 5000,
+    retryPolicy: { retries: options.retries ?? 0, minTimeoutMs: 10, maxTimeoutMs: 50, maxRetryTimeMs: 10_000 },
+    inFlight: createSemaphore(options.maxInFlight ?? 100),
+    hosts: createHostGuard({ perHostLimit: options.perHostLimit ?? 100 }),
+  });
+}
