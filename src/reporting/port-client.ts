@@ -5,12 +5,14 @@
  */
 import type { AxiosInstance } from 'axios';
 import { ReportError, describeError } from '../errors.js';
-import { parseJsonBody } from '../http-client.js';
+import { isRetryableStatus, PORT_API_RETRY_POLICY, retryAfterMs, withRetries } from '../delivery/retry-policy.js';
+import type { AttemptOutcome, RetryPolicy } from '../delivery/retry-policy.js';
+import { headerRecord, parseJsonBody } from '../http-client.js';
 import type { Logger } from '../log.js';
 
 export type PortCallResult =
   | { ok: true; status: number; data: unknown }
-  | { ok: false; status: number | undefined; text: string; error: ReportError };
+  | { ok: false; status: number | undefined; text: string; error: ReportError; retryAfterMs?: number | undefined };
 
 export interface PortClient {
   /** `route` is the path template used in logs and errors, e.g. `PATCH /v1/actions/runs/:runId`. */
@@ -27,6 +29,8 @@ export interface PortClientDeps {
   logger: Logger;
   /** Timeout of one Port API call. */
   timeoutMs?: number;
+  /** SPEC §7: calls are retried on 429, 5xx and network errors. */
+  retryPolicy?: RetryPolicy;
   now?: () => number;
 }
 
@@ -50,6 +54,7 @@ function tokenFrom(data: unknown): { accessToken: string; expiresInSeconds: numb
 export function createPortClient(deps: PortClientDeps): PortClient {
   const now = deps.now ?? Date.now;
   const timeoutMs = deps.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const retryPolicy = deps.retryPolicy ?? PORT_API_RETRY_POLICY;
   let token: CachedToken | undefined;
   let pendingToken: Promise<CachedToken> | undefined;
   let tokenRequestCount = 0;
@@ -70,6 +75,7 @@ export function createPortClient(deps: PortClientDeps): PortClient {
         ok: false,
         status: response.status,
         text,
+        retryAfterMs: retryAfterMs(headerRecord(response.headers)['retry-after']),
         error: new ReportError(`Port API ${route} answered ${response.status}`, {
           route,
           status: response.status,
@@ -112,19 +118,33 @@ export function createPortClient(deps: PortClientDeps): PortClient {
 
   return {
     async call(method, path, route, body, headers = {}) {
-      for (let attempt = 1; ; attempt += 1) {
+      let hasRefreshedToken = false;
+      const attempt = async (): Promise<AttemptOutcome<PortCallResult>> => {
         let used: CachedToken;
         try {
           used = await currentToken();
         } catch (error) {
           const reportError = error instanceof ReportError ? error : new ReportError(describeError(error), { route: TOKEN_ROUTE, retriable: true, cause: error });
-          return { ok: false, status: reportError.status, text: reportError.message, error: reportError };
+          const value: PortCallResult = { ok: false, status: reportError.status, text: reportError.message, error: reportError };
+          return reportError.retriable ? { kind: 'retryable', value, reason: reportError.message } : { kind: 'done', value };
         }
         const result = await send(method, path, route, body, { ...headers, Authorization: `Bearer ${used.value}` });
-        if (result.ok || result.status !== 401 || attempt > 1) return result;
-        // A rejected token (revoked, clock skew): drop it unless another call already replaced it.
-        if (token === used) token = undefined;
-      }
+        if (result.ok) return { kind: 'done', value: result };
+        if (result.status === 401 && !hasRefreshedToken) {
+          // A rejected token (revoked, clock skew): drop it unless another call already replaced it.
+          hasRefreshedToken = true;
+          if (token === used) token = undefined;
+          return { kind: 'retryable', value: result, reason: 'the access token was rejected', retryAfterMs: 0 };
+        }
+        if (result.status === undefined || isRetryableStatus(result.status)) {
+          return { kind: 'retryable', value: result, reason: result.error.message, retryAfterMs: result.retryAfterMs };
+        }
+        return { kind: 'done', value: result };
+      };
+      const { value } = await withRetries(attempt, retryPolicy, (notice) => {
+        deps.logger.warn({ route, attempt: notice.attemptNumber, retriesLeft: notice.retriesLeft, reason: notice.reason }, 'Port API call failed; retrying');
+      });
+      return value;
     },
     tokenRequests: () => tokenRequestCount,
   };

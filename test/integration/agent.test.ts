@@ -269,7 +269,8 @@ describe('the agent with DETAILED_LOGGING=false and a failing Port API', () => {
     target = await startWebhookTarget({ secret: port.clientSecret, respond: () => ({ status: 503, body: 'internal detail: db password is hunter2' }) });
     const setup = agentSetup(broker, port, { DETAILED_LOGGING: 'false', WEBHOOK_MAX_RETRIES: '0' });
     await produce(broker.brokers, setup.runsTopic, [{ value: signed(actionRunMessage({ runId: 'r_quiet', url: `${target.url}/quiet`, synchronized: true }), port.clientSecret) }]);
-    port.failNext('PATCH /v1/actions/runs/:runId', 1, { status: 503, body: { ok: false, error: 'port is having a bad day' } });
+    // 422 is an answer, not an outage: not retried, so the failed report shows in the run log.
+    port.failNext('PATCH /v1/actions/runs/:runId', 1, { status: 422, body: { ok: false, error: 'port did not like it' } });
     agent = await startConsumingAgent(setup);
     await waitFor(() => port.actionRunLogs('r_quiet').some((message) => message.startsWith('The run state failed to be reported')), {
       timeoutMs: 20_000,
@@ -295,7 +296,7 @@ describe('the agent with DETAILED_LOGGING=false and a failing Port API', () => {
       'Action invocation failed with status code: 503',
       'Reporting the run response',
       'The run response was reported successfully ',
-      'The run state failed to be reported with status code: 503',
+      'The run state failed to be reported with status code: 422',
     ]);
   });
 
@@ -303,6 +304,6 @@ describe('the agent with DETAILED_LOGGING=false and a failing Port API', () => {
     assert.ok(!JSON.stringify(agent.logs).includes('hunter2'));
     const warning = agent.logs.find((line) => line.msg === 'Port API call failed');
     assert.equal(warning?.runId, 'r_quiet');
-    assert.equal(warning?.status, 503);
+    assert.equal(warning?.status, 422);
   });
 });

@@ -32,6 +32,7 @@ describe('Port API client', () => {
       clientSecret,
       logger,
       now: () => nowMs,
+      retryPolicy: { retries: 3, minTimeoutMs: 10, maxTimeoutMs: 50, maxRetryTimeMs: 5000 },
     });
   }
 
@@ -68,13 +69,34 @@ describe('Port API client', () => {
     assert.deepEqual(port.actionRunLogs('r_401_b'), ['hello']);
   });
 
-  it('returns a failure with route and status instead of throwing', async () => {
+  it('retries 503, 429 (after Retry-After) and recovers', async () => {
     const api = client();
-    port.failNext('PATCH /v1/actions/runs/:runId', 1, { status: 503, body: { ok: false, error: 'unavailable' } });
+    port.failNext('PATCH /v1/actions/runs/:runId', 1, { status: 503 });
+    port.failNext('PATCH /v1/actions/runs/:runId', 1, { status: 429, retryAfterSeconds: 1 });
+    const startedAt = Date.now();
+    const result = await api.call('PATCH', '/v1/actions/runs/r_flaky_port', 'PATCH /v1/actions/runs/:runId', { status: 'SUCCESS' });
+    assert.equal(result.ok, true);
+    assert.ok(Date.now() - startedAt >= 1000, 'waited for Retry-After');
+    assert.equal(port.apiCallsForRun('r_flaky_port').length, 3);
+    assert.deepEqual(port.actionRunPatches('r_flaky_port'), [{ status: 'SUCCESS' }]);
+  });
+
+  it('returns a failure with route and status, instead of throwing, once the retries are spent', async () => {
+    const api = client();
+    port.failNext('PATCH /v1/actions/runs/:runId', 4, { status: 503, body: { ok: false, error: 'unavailable' } });
     const result = await api.call('PATCH', '/v1/actions/runs/r_503', 'PATCH /v1/actions/runs/:runId', { status: 'SUCCESS' });
     assert.equal(result.ok, false);
     assert.equal(result.ok ? 0 : result.status, 503);
     assert.equal(result.ok ? '' : result.error.route, 'PATCH /v1/actions/runs/:runId');
+    assert.equal(port.apiCallsForRun('r_503').length, 4, 'the first attempt and three retries');
+  });
+
+  it('does not retry a 4xx answer other than 401 and 429', async () => {
+    const api = client();
+    port.failNext('POST /v1/actions/runs/:runId/logs', 1, { status: 404 });
+    const result = await api.call(...log('r_404'));
+    assert.equal(result.ok ? 0 : result.status, 404);
+    assert.equal(port.apiCallsForRun('r_404').length, 1);
   });
 
   it('reports bad credentials as a failed call, without the secret in the error', async () => {
