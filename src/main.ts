@@ -37,6 +37,12 @@ export const EXIT_FAILURE = 1;
 export const EXIT_CONFIG = 2;
 
 const USER_AGENT = 'port-agent';
+/**
+ * Messages the agent holds per request slot: a message waiting for a busy host (or in backoff
+ * before a retry) holds no request slot, so runs for other hosts keep flowing; this bounds how many
+ * such messages, and so memory, before fetching pauses.
+ */
+const MESSAGES_IN_HAND_PER_REQUEST = 4;
 const WEBHOOK_RETRY_MIN_BACKOFF_MS = 1_000;
 const WEBHOOK_RETRY_MAX_BACKOFF_MS = 10_000;
 
@@ -65,6 +71,7 @@ async function createSource(config: Config, port: PortClient, logger: Logger): P
     fetchMaxWaitMs: config.kafka.fetchMaxWaitMs,
     fromBeginning: config.kafka.autoOffsetReset === 'earliest',
     shutdownGraceMs: config.shutdownGraceMs,
+    maxInHand: config.maxInFlight * MESSAGES_IN_HAND_PER_REQUEST,
     logger: logger.child({ stage: 'source' }),
   });
 }

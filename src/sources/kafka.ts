@@ -4,7 +4,9 @@
  * member without partitions waits as a standby.
  */
 import { setTimeout as delay } from 'node:timers/promises';
-import type { Consumer, Kafka } from 'kafkajs';
+import type { Consumer, EachBatchPayload, Kafka } from 'kafkajs';
+import { createSemaphore } from '../concurrency/semaphore.js';
+import { createOffsetCommitter, createPartitionProgress } from './partition-progress.js';
 import { describeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { TopicRole } from '../message/invocation.js';
@@ -20,6 +22,8 @@ export interface KafkaSourceDeps {
   /** KAFKA_CONSUMER_AUTO_OFFSET_RESET=earliest: a group without offsets starts at the beginning. */
   fromBeginning: boolean;
   shutdownGraceMs: number;
+  /** Messages handled at once across partitions; fetching pauses at the limit. */
+  maxInHand: number;
   logger: Logger;
 }
 
@@ -27,10 +31,6 @@ export interface KafkaSourceDeps {
 const PARTITIONS_CONSUMED_CONCURRENTLY = 16;
 const RESTART_INITIAL_BACKOFF_MS = 1_000;
 const RESTART_MAX_BACKOFF_MS = 30_000;
-
-function nextOffset(offset: string): string {
-  return (BigInt(offset) + 1n).toString();
-}
 
 function assignedPartitions(assignment: Record<string, number[]>): number {
   return Object.values(assignment).reduce((total, partitions) => total + partitions.length, 0);
@@ -46,6 +46,7 @@ export function createKafkaSource(deps: KafkaSourceDeps): Source {
   /** Grows with each failed start or rebuild, back to the start once the group is joined. */
   let backoffMs = RESTART_INITIAL_BACKOFF_MS;
   const heartbeatIntervalMs = Math.max(500, Math.floor(deps.sessionTimeoutMs / 10));
+  const inHand = createSemaphore(deps.maxInHand);
 
   async function backOff(): Promise<void> {
     const waitMs = backoffMs;
@@ -95,39 +96,71 @@ export function createKafkaSource(deps: KafkaSourceDeps): Source {
       autoCommit: false,
       eachBatchAutoResolve: false,
       partitionsConsumedConcurrently: PARTITIONS_CONSUMED_CONCURRENTLY,
-      // eachBatch rather than eachMessage: its commit reaches the group coordinator while the
-      // consumer is stopping, so the runs finished during a shutdown are committed too (the
-      // consumer's own commitOffsets is a no-op once stop() has begun).
-      eachBatch: async ({ batch, resolveOffset, commitOffsetsIfNecessary, heartbeat, isRunning, isStale }) => {
-        const { topic, partition } = batch;
-        for (const message of batch.messages) {
-          if (!isRunning() || isStale()) break;
-          // kafkajs heartbeats only between messages; a run slower than the session timeout (a long
-          // WEBHOOK_INVOKER_TIMEOUT, a slow Port) would otherwise cost this member its partitions.
-          const heartbeating = setInterval(() => {
-            heartbeat().catch(() => undefined);
-          }, heartbeatIntervalMs);
-          try {
-            await onMessage({ topic, partition, offset: message.offset, role: roleOf(topic), value: message.value });
-          } finally {
-            clearInterval(heartbeating);
-          }
-          resolveOffset(message.offset);
-          try {
-            // SPEC §2: commit only after the message is handled, so a crash means redelivery, not loss.
-            await commitOffsetsIfNecessary({ topics: [{ topic, partitions: [{ partition, offset: nextOffset(message.offset) }] }] });
-          } catch (error) {
-            // Typically the group expired this member (a broker or process pause). Let kafkajs crash
-            // the consumer: a fresh member resumes from the last committed offset, so this message
-            // is delivered again rather than lost.
-            logger.warn({ topic, partition, offset: message.offset, err: describeError(error) }, 'offset commit failed; the message will be delivered again');
-            throw error;
-          }
-          // A rebalance surfaces here as an error: kafkajs then rejoins before fetching more.
-          await heartbeat();
-        }
-      },
+      // eachBatch rather than eachMessage: many messages of a partition in flight at once, and its
+      // commit reaches the group coordinator while the consumer is stopping, so the runs finished
+      // during a shutdown are committed too (consumer.commitOffsets is a no-op once stop() began).
+      eachBatch: (payload) => consumeBatch(payload, onMessage),
     });
+  }
+
+  async function consumeBatch(payload: EachBatchPayload, onMessage: MessageHandler): Promise<void> {
+    const { batch, resolveOffset, commitOffsetsIfNecessary, heartbeat, isRunning, isStale } = payload;
+    const { topic, partition } = batch;
+    const role = roleOf(topic);
+    const progress = createPartitionProgress();
+    // SPEC §2: commit only up to the lowest unfinished message, so a crash means redelivery, not loss.
+    const committer = createOffsetCommitter((offset) => commitOffsetsIfNecessary({ topics: [{ topic, partitions: [{ partition, offset }] }] }));
+    // Change-log events of one key stay in order (README); runs are independent.
+    const byKey = new Map<string, Promise<void>>();
+    const tasks: Promise<void>[] = [];
+    // kafkajs heartbeats only between batches; runs slower than the session timeout (a long
+    // WEBHOOK_INVOKER_TIMEOUT, a slow Port) would otherwise cost this member its partitions.
+    const heartbeating = setInterval(() => {
+      heartbeat().catch(() => undefined);
+    }, heartbeatIntervalMs);
+    try {
+      for (const message of batch.messages) {
+        if (!isRunning() || isStale()) break;
+        // Fetching pauses here while the agent holds as many messages as it may.
+        const release = await inHand.acquire();
+        if (!isRunning() || isStale()) {
+          release();
+          break;
+        }
+        const { offset } = message;
+        progress.dispatched(offset);
+        const handle = () => onMessage({ topic, partition, offset, role, value: message.value }).then(() => undefined);
+        const key = role === 'changelog' && message.key ? message.key.toString('base64') : undefined;
+        const task = key === undefined ? handle() : (byKey.get(key) ?? Promise.resolve()).then(handle);
+        if (key !== undefined) byKey.set(key, task.catch(() => undefined));
+        tasks.push(
+          task
+            .then(() => {
+              progress.finished(offset);
+              const committable = progress.committable();
+              if (committable !== undefined) committer.request(committable);
+            })
+            .finally(release),
+        );
+      }
+      const settled = await Promise.allSettled(tasks);
+      const failure = settled.find((result): result is PromiseRejectedResult => result.status === 'rejected');
+      try {
+        await committer.flush();
+      } catch (error) {
+        // Typically the group expired this member (a broker or process pause). Let kafkajs rejoin:
+        // the partition's next owner resumes from the last committed offset, so nothing is lost.
+        logger.warn({ topic, partition, err: describeError(error) }, 'offset commit failed; uncommitted messages will be delivered again');
+        throw error;
+      }
+      if (failure) throw failure.reason;
+      const last = progress.lastContiguous();
+      if (last !== undefined) resolveOffset(last);
+    } finally {
+      clearInterval(heartbeating);
+    }
+    // A rebalance surfaces here as an error: kafkajs then rejoins before fetching more.
+    await heartbeat();
   }
 
   /** Connects and runs a fresh consumer, retrying with backoff until it works or the agent stops. */

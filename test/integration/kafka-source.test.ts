@@ -53,6 +53,7 @@ describe('Kafka source', () => {
       fetchMaxWaitMs: 50,
       fromBeginning: true,
       shutdownGraceMs: 5000,
+      maxInHand: 10,
       logger,
     });
     const seen: SourceMessage[] = [];

@@ -143,7 +143,7 @@ describe('agent process life', () => {
       await waitFor(() => port.actionRunLogs('r_after_freeze').includes(FINISHED), { timeoutMs: 60_000, description: 'a run after the freeze' });
       await waitFor(() => port.actionRunLogs('r_during_freeze').includes(FINISHED), { timeoutMs: 10_000, description: 'the run in hand during the freeze' });
       assert.ok(
-        agent.logs.some((line) => line.msg === 'offset commit failed; the message will be delivered again'),
+        agent.logs.some((line) => line.msg === 'offset commit failed; uncommitted messages will be delivered again'),
         'the group had expired the member, so the commit of the run in hand failed',
       );
       assert.ok(target.requests.filter((request) => request.path === '/during').length >= 2, 'the run whose commit failed was delivered again');
