@@ -66,12 +66,13 @@ describe('the agent delivers runs and reports them to Port', () => {
       { key: 'm', value: signed(nodeRunMessage({ runId: 'wfnr_fail', url: url('/node-fail') }), secret) },
       // Same key, same partition: the broken message must not hold back the valid one after it.
       { key: 'stuck', value: '{"this is": not json' },
+      { key: 'garbled', value: '{"context": {"runId": "r_garbled"}, "payload": {"action": ' },
       { key: 'stuck', value: signed(actionRunMessage({ runId: 'r_after_garbage', url: url('/after-garbage') }), secret) },
     ]);
     await produce(broker.brokers, setup.changeLogTopic, [{ value: JSON.stringify(changelogMessage({ url: url('/changelog'), runId: 'r_subject' })) }]);
     agent = await startConsumingAgent(setup);
     const finishedRuns = ['r_async', 'r_sync_ok', 'r_put', 'r_patch', 'r_delete', 'r_get', 'r_headers', 'r_after_garbage'];
-    const failedRuns = ['r_sync_fail', 'r_refused', 'r_timeout', 'r_invalid_url'];
+    const failedRuns = ['r_sync_fail', 'r_refused', 'r_timeout', 'r_invalid_url', 'r_garbled'];
     await waitFor(
       () =>
         finishedRuns.every((runId) => port.actionRunLogs(runId).includes(FINISHED)) &&
@@ -229,6 +230,13 @@ describe('the agent delivers runs and reports them to Port', () => {
     assert.ok(line, 'the broken message is logged');
     assert.equal(line.topic, setup.runsTopic);
     assert.match(String(line.err), /not valid JSON/);
+  });
+
+  it('reports FAILURE for an unreadable message whose run id can be found', () => {
+    const [patch] = port.actionRunPatches('r_garbled') as { status: string; summary: string }[];
+    assert.equal(patch?.status, 'FAILURE');
+    assert.match(patch?.summary ?? '', /^The agent could not read the run's message: not valid JSON: /);
+    assert.equal(port.actionRunLogs('r_garbled')[0], patch?.summary);
   });
 
   it('asks Port for one access token for the whole series of runs', () => {
