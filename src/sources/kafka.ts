@@ -115,15 +115,21 @@ export function createKafkaSource(deps: KafkaSourceDeps): Source {
     const tasks: Promise<void>[] = [];
     // kafkajs heartbeats only between batches; runs slower than the session timeout (a long
     // WEBHOOK_INVOKER_TIMEOUT, a slow Port) would otherwise cost this member its partitions.
+    // A rebalance heard here stops taking messages from the batch: the ones in hand finish and are
+    // committed, and the member rejoins quickly with nothing left that another could redeliver.
+    let isRebalancing = false;
     const heartbeating = setInterval(() => {
-      heartbeat().catch(() => undefined);
+      heartbeat().catch((error: unknown) => {
+        if ((error as { type?: string }).type === 'REBALANCE_IN_PROGRESS') isRebalancing = true;
+      });
     }, heartbeatIntervalMs);
+    const mayTakeMore = () => isRunning() && !isStale() && !isRebalancing;
     try {
       for (const message of batch.messages) {
-        if (!isRunning() || isStale()) break;
+        if (!mayTakeMore()) break;
         // Fetching pauses here while the agent holds as many messages as it may.
         const release = await inHand.acquire();
-        if (!isRunning() || isStale()) {
+        if (!mayTakeMore()) {
           release();
           break;
         }

@@ -125,3 +125,52 @@ describe('concurrent handling with safe commits', () => {
     assert.deepEqual(order, [0, 1, 2, 3, 4]);
   });
 });
+
+describe('a clean rebalance', () => {
+  let broker: Broker;
+  let port: PortStandIn;
+  let target: WebhookTarget;
+
+  before(async () => {
+    broker = await startBroker();
+    port = await startPortStandIn();
+    target = await startWebhookTarget({ secret: port.clientSecret, respond: () => ({ status: 200, delayMs: 50 }) });
+  });
+
+  after(async () => {
+    await target?.close();
+    await port?.close();
+    await disconnectKafkaClients();
+    await broker?.stop();
+  });
+
+  // On Apache Kafka a member's commits of its current generation are accepted while the group
+  // prepares a rebalance, so the runs finished then are not delivered again. The mock broker
+  // refuses them ("The group is rebalancing"), so here those few runs are delivered twice: this
+  // test holds the agent to losing nothing and to repeating no more than it had in hand.
+  it('loses nothing when a second replica joins under load', async () => {
+    const setup = agentSetup(broker, port, { AGENT_MAX_IN_FLIGHT: '5' });
+    const runIds = Array.from({ length: 300 }, (_, index) => `r_rebalance_${index}`);
+    const first = await startConsumingAgent(setup);
+    let second: AgentProcess | undefined;
+    try {
+      await produce(broker.brokers, setup.runsTopic, runIds.map((runId, index) => ({ value: signed(actionRunMessage({ runId, url: `${target.url}/rebalance` }), port.clientSecret), partition: index % 4 })));
+      await waitFor(() => target.requests.length >= 40, { timeoutMs: 20_000, description: 'the first runs under way' });
+      second = await startConsumingAgent(setup);
+      await waitFor(() => runIds.every((runId) => port.actionRunLogs(runId).includes(FINISHED)), { timeoutMs: 60_000, description: 'every run finished' });
+      const deliveries = new Map<string, number>();
+      for (const request of target.requests) {
+        const runId = (request.json as { context: { runId: string } }).context.runId;
+        deliveries.set(runId, (deliveries.get(runId) ?? 0) + 1);
+      }
+      const repeated = [...deliveries].filter(([, count]) => count > 1).map(([runId]) => runId);
+      const rebalances = first.logs.filter((line) => line.msg === 'offset commit failed; uncommitted messages will be delivered again').length;
+      // 4 × AGENT_MAX_IN_FLIGHT messages in hand at most, per refused commit round.
+      assert.ok(repeated.length <= 20 * Math.max(1, rebalances), `${repeated.length} runs repeated after ${rebalances} refused commits`);
+      assert.equal(deliveries.size, runIds.length, 'every run delivered');
+      assert.ok(second.logs.some((line) => line.msg === 'request delivered'), 'the second replica took a share');
+    } finally {
+      await Promise.all([first.stop(), second?.stop()]);
+    }
+  });
+});
