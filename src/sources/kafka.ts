@@ -7,6 +7,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { Consumer, EachBatchPayload, Kafka } from 'kafkajs';
 import { createSemaphore } from '../concurrency/semaphore.js';
 import { createOffsetCommitter, createPartitionProgress } from './partition-progress.js';
+import type { OffsetCommitter, PartitionProgress } from './partition-progress.js';
 import { describeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { TopicRole } from '../message/invocation.js';
@@ -32,6 +33,11 @@ const PARTITIONS_CONSUMED_CONCURRENTLY = 16;
 const RESTART_INITIAL_BACKOFF_MS = 1_000;
 const RESTART_MAX_BACKOFF_MS = 30_000;
 
+function isRebalancingError(error: unknown): boolean {
+  const type = (error as { type?: string } | undefined)?.type;
+  return type === 'REBALANCE_IN_PROGRESS' || type === 'NOT_COORDINATOR_FOR_GROUP' || type === 'ILLEGAL_GENERATION';
+}
+
 function assignedPartitions(assignment: Record<string, number[]>): number {
   return Object.values(assignment).reduce((total, partitions) => total + partitions.length, 0);
 }
@@ -48,6 +54,24 @@ export function createKafkaSource(deps: KafkaSourceDeps): Source {
   const heartbeatIntervalMs = Math.max(500, Math.floor(deps.sessionTimeoutMs / 10));
   const inHand = createSemaphore(deps.maxInHand);
 
+  /**
+   * kafkajs reports a failed first join from inside run(), possibly while a rebuild is still
+   * starting this very consumer: queue another rebuild rather than dropping the crash.
+   */
+  function scheduleRebuild(): void {
+    const rebuilt: Promise<void> = (restarting ?? Promise.resolve()).then(rebuild).finally(() => {
+      if (restarting === rebuilt) restarting = undefined;
+    });
+    restarting = rebuilt;
+  }
+
+  /** The handler must never reject; if it does, start over from the last commit rather than skip. */
+  function failWithDefect(generation: Consumer | undefined): void {
+    if (isStopping || generation !== consumer) return;
+    retirePartitions();
+    scheduleRebuild();
+  }
+
   async function backOff(): Promise<void> {
     const waitMs = backoffMs;
     backoffMs = Math.min(backoffMs * 2, RESTART_MAX_BACKOFF_MS);
@@ -63,6 +87,7 @@ export function createKafkaSource(deps: KafkaSourceDeps): Source {
     });
     created.on(created.events.GROUP_JOIN, (event) => {
       backoffMs = RESTART_INITIAL_BACKOFF_MS;
+      retirePartitions();
       const partitions = assignedPartitions(event.payload.memberAssignment);
       if (partitions === 0) {
         // SPEC §2, deliberate difference: another replica holds the partitions; wait for a rebalance.
@@ -79,12 +104,7 @@ export function createKafkaSource(deps: KafkaSourceDeps): Source {
       }
       if (isStopping || created !== consumer) return;
       logger.error({ err: describeError(error) }, 'Kafka consumer crashed and kafkajs will not restart it; rebuilding the consumer');
-      // kafkajs reports a failed first join from inside run(), possibly while a rebuild is still
-      // starting this very consumer: queue another rebuild rather than dropping the crash.
-      const rebuilt: Promise<void> = (restarting ?? Promise.resolve()).then(rebuild).finally(() => {
-        if (restarting === rebuilt) restarting = undefined;
-      });
-      restarting = rebuilt;
+      scheduleRebuild();
     });
     return created;
   }
@@ -103,27 +123,74 @@ export function createKafkaSource(deps: KafkaSourceDeps): Source {
     });
   }
 
+  /**
+   * The progress of a partition across batches, for the group generation it was assigned in:
+   * after a rejoin a fresh one starts (the broker redelivers from the last commit), and the old
+   * one stops committing, so a late finisher never moves a commit backwards.
+   */
+  interface PartitionState {
+    progress: PartitionProgress;
+    committer: OffsetCommitter;
+    /** Change-log events of one key stay in order (README); runs are independent. */
+    byKey: Map<string, Promise<void>>;
+    isRetired: boolean;
+  }
+  let partitions = new Map<string, PartitionState>();
+  const inFlight = new Set<Promise<void>>();
+
+  function partitionState(topic: string, partition: number, commit: EachBatchPayload['commitOffsetsIfNecessary']): PartitionState {
+    const id = `${topic}:${partition}`;
+    let state = partitions.get(id);
+    if (!state) {
+      const created: PartitionState = {
+        progress: createPartitionProgress(),
+        // SPEC §2: commit only up to the lowest unfinished message, so a crash means redelivery.
+        committer: createOffsetCommitter(
+          async (offset) => {
+            if (created.isRetired) return;
+            await commit({ topics: [{ topic, partitions: [{ partition, offset }] }] });
+          },
+          (error) => logger.warn({ topic, partition, err: describeError(error) }, 'offset commit failed; uncommitted messages will be delivered again'),
+        ),
+        byKey: new Map(),
+        isRetired: false,
+      };
+      state = created;
+      partitions.set(id, state);
+    }
+    return state;
+  }
+
+  function retirePartitions(): void {
+    for (const state of partitions.values()) state.isRetired = true;
+    partitions = new Map();
+  }
+
+  /** Waits for every message in hand and for their commits, e.g. before giving partitions up. */
+  async function drain(): Promise<void> {
+    while (inFlight.size > 0) await Promise.allSettled([...inFlight]);
+    // A failed commit was logged when it failed; the next owner resumes from the last good one.
+    await Promise.allSettled([...partitions.values()].map((state) => state.committer.flush()));
+  }
+
+  /**
+   * Hands the batch's messages to the handler without waiting for them: the partition's next
+   * batch is fetched while they are in flight, so one slow run never delays the ones behind it.
+   */
   async function consumeBatch(payload: EachBatchPayload, onMessage: MessageHandler): Promise<void> {
     const { batch, resolveOffset, commitOffsetsIfNecessary, heartbeat, isRunning, isStale } = payload;
     const { topic, partition } = batch;
     const role = roleOf(topic);
-    const progress = createPartitionProgress();
-    // SPEC §2: commit only up to the lowest unfinished message, so a crash means redelivery, not loss.
-    const committer = createOffsetCommitter((offset) => commitOffsetsIfNecessary({ topics: [{ topic, partitions: [{ partition, offset }] }] }));
-    // Change-log events of one key stay in order (README); runs are independent.
-    const byKey = new Map<string, Promise<void>>();
-    const tasks: Promise<void>[] = [];
-    // kafkajs heartbeats only between batches; runs slower than the session timeout (a long
-    // WEBHOOK_INVOKER_TIMEOUT, a slow Port) would otherwise cost this member its partitions.
-    // A rebalance heard here stops taking messages from the batch: the ones in hand finish and are
-    // committed, and the member rejoins quickly with nothing left that another could redeliver.
+    const state = partitionState(topic, partition, commitOffsetsIfNecessary);
+    const generation = consumer;
+    // While this call waits for room, kafkajs sends no heartbeat of its own.
     let isRebalancing = false;
     const heartbeating = setInterval(() => {
       heartbeat().catch((error: unknown) => {
-        if ((error as { type?: string }).type === 'REBALANCE_IN_PROGRESS') isRebalancing = true;
+        if (isRebalancingError(error)) isRebalancing = true;
       });
     }, heartbeatIntervalMs);
-    const mayTakeMore = () => isRunning() && !isStale() && !isRebalancing;
+    const mayTakeMore = () => isRunning() && !isStale() && !isRebalancing && !isStopping;
     try {
       for (const message of batch.messages) {
         if (!mayTakeMore()) break;
@@ -134,39 +201,44 @@ export function createKafkaSource(deps: KafkaSourceDeps): Source {
           break;
         }
         const { offset } = message;
-        progress.dispatched(offset);
+        state.progress.dispatched(offset);
         const handle = () => onMessage({ topic, partition, offset, role, value: message.value }).then(() => undefined);
         const key = role === 'changelog' && message.key ? message.key.toString('base64') : undefined;
-        const task = key === undefined ? handle() : (byKey.get(key) ?? Promise.resolve()).then(handle);
-        if (key !== undefined) byKey.set(key, task.catch(() => undefined));
-        tasks.push(
-          task
-            .then(() => {
-              progress.finished(offset);
-              const committable = progress.committable();
-              if (committable !== undefined) committer.request(committable);
-            })
-            .finally(release),
-        );
+        const handled = key === undefined ? handle() : (state.byKey.get(key) ?? Promise.resolve()).then(handle);
+        if (key !== undefined) state.byKey.set(key, handled.catch(() => undefined));
+        const task: Promise<void> = handled
+          .then(
+            () => {
+              state.progress.finished(offset);
+              const committable = state.progress.committable();
+              if (committable !== undefined) state.committer.request(committable);
+            },
+            (error: unknown) => {
+              // A defect: this offset is never committed, so the message comes back after a restart.
+              logger.error({ topic, partition, offset, err: describeError(error) }, 'message handling failed; rebuilding the consumer');
+              failWithDefect(generation);
+            },
+          )
+          .finally(() => {
+            release();
+            inFlight.delete(task);
+          });
+        inFlight.add(task);
+        // The next fetch of this partition starts after this offset; the commit follows completions.
+        resolveOffset(offset);
       }
-      const settled = await Promise.allSettled(tasks);
-      const failure = settled.find((result): result is PromiseRejectedResult => result.status === 'rejected');
-      try {
-        await committer.flush();
-      } catch (error) {
-        // Typically the group expired this member (a broker or process pause). Let kafkajs rejoin:
-        // the partition's next owner resumes from the last committed offset, so nothing is lost.
-        logger.warn({ topic, partition, err: describeError(error) }, 'offset commit failed; uncommitted messages will be delivered again');
-        throw error;
-      }
-      if (failure) throw failure.reason;
-      const last = progress.lastContiguous();
-      if (last !== undefined) resolveOffset(last);
     } finally {
       clearInterval(heartbeating);
     }
-    // A rebalance surfaces here as an error: kafkajs then rejoins before fetching more.
-    await heartbeat();
+    try {
+      await heartbeat();
+    } catch (error) {
+      // A rebalance: finish and commit what is in hand before kafkajs rejoins, so a clean
+      // rebalance delivers nothing twice.
+      if (isRebalancingError(error) || isRebalancing) await drain();
+      throw error;
+    }
+    if (isRebalancing) await drain();
   }
 
   /** Connects and runs a fresh consumer, retrying with backoff until it works or the agent stops. */
@@ -204,16 +276,18 @@ export function createKafkaSource(deps: KafkaSourceDeps): Source {
       isStopping = true;
       const current = consumer;
       if (!current) return;
-      // disconnect() waits for the messages in hand to finish (and commit) before leaving the group.
-      const finished = current.disconnect().then(
-        () => true,
-        (error: unknown) => {
-          logger.warn({ err: describeError(error) }, 'Kafka consumer did not disconnect cleanly');
-          return true;
-        },
-      );
+      // Take no more messages, let those in hand finish and commit, then leave the group.
+      const finished = drain()
+        .then(() => current.disconnect())
+        .then(
+          () => true,
+          (error: unknown) => {
+            logger.warn({ err: describeError(error) }, 'Kafka consumer did not disconnect cleanly');
+            return true;
+          },
+        );
       const inTime = await Promise.race([finished, delay(deps.shutdownGraceMs).then(() => false)]);
-      if (!inTime) logger.warn({ graceMs: deps.shutdownGraceMs }, 'in-flight messages did not finish within the grace period; they will be delivered again');
+      if (!inTime) logger.warn({ graceMs: deps.shutdownGraceMs, inFlight: inFlight.size }, 'in-flight messages did not finish within the grace period; they will be delivered again');
     },
   };
 }

@@ -51,7 +51,7 @@ export interface OffsetCommitter {
   flush(): Promise<void>;
 }
 
-export function createOffsetCommitter(commit: (offset: string) => Promise<void>): OffsetCommitter {
+export function createOffsetCommitter(commit: (offset: string) => Promise<void>, onFailure: (error: unknown) => void = () => undefined): OffsetCommitter {
   let requested: bigint | undefined;
   let committed: bigint | undefined;
   let running: Promise<void> | undefined;
@@ -64,7 +64,10 @@ export function createOffsetCommitter(commit: (offset: string) => Promise<void>)
         await commit(target.toString());
         committed = target;
       } catch (error) {
+        // Later requests are dropped: after a failed commit (the member expired, the partition
+        // moved), the partition's next owner resumes from the last good commit.
         failure = error;
+        onFailure(error);
       }
     }
   }

@@ -58,15 +58,16 @@ describe('Kafka source', () => {
     });
     const seen: SourceMessage[] = [];
     let hasThrown = false;
-    await source.start(async (message) => {
+    // Thrown synchronously, the error escapes the batch handler into kafkajs: a non-retriable
+    // one makes kafkajs crash with restart: false and stay stopped (as after an authorization
+    // failure), which is the case the agent must repair.
+    await source.start((message) => {
       seen.push(message);
       if (message.role === 'runs' && !hasThrown) {
         hasThrown = true;
-        // kafkajs retries ordinary errors itself; a non-retriable one makes it crash with
-        // restart: false and stay stopped (as after authorization failures or an expired member).
         throw new kafkajs.KafkaJSNonRetriableError('simulated non-retriable failure');
       }
-      return 'delivered';
+      return Promise.resolve('delivered');
     });
     try {
       await waitFor(() => seen.filter((message) => message.role === 'runs').length >= 2, { timeoutMs: 40_000, description: 'the message delivered again' });
@@ -76,6 +77,45 @@ describe('Kafka source', () => {
       assert.equal(runs[1]?.offset, '0', 'the same message, not a later one');
       assert.equal(runs[1]?.value?.toString(), 'first');
       await waitFor(async () => (await committedOffsets(broker.brokers, groupId, topic)).get(0) === '1', { timeoutMs: 10_000, description: 'the offset committed' });
+    } finally {
+      await source.stop();
+    }
+  });
+
+  it('starts over from the last commit when the handler rejects, rather than skipping the message', async () => {
+    const topic = uniqueName('runs');
+    const changeLogTopic = uniqueName('changelog');
+    const groupId = uniqueName('group');
+    await produce(broker.brokers, topic, [{ value: 'first', partition: 0 }, { value: 'second', partition: 0 }]);
+    await produce(broker.brokers, changeLogTopic, [{ value: 'warm-up', partition: 0 }]);
+    const { logger, lines } = capturingLogger();
+    const source = createKafkaSource({
+      kafka: createKafka(broker.brokers, uniqueName('agent')),
+      groupId,
+      runsTopic: topic,
+      changeLogTopic,
+      sessionTimeoutMs: 6000,
+      fetchMaxWaitMs: 50,
+      fromBeginning: true,
+      shutdownGraceMs: 5000,
+      maxInHand: 10,
+      logger,
+    });
+    const seen: string[] = [];
+    let hasRejected = false;
+    await source.start(async (message) => {
+      if (message.role !== 'runs') return 'skipped';
+      seen.push(`${message.offset}:${message.value?.toString()}`);
+      if (message.offset === '0' && !hasRejected) {
+        hasRejected = true;
+        throw new Error('a defect in the handler');
+      }
+      return 'delivered';
+    });
+    try {
+      await waitFor(() => seen.filter((entry) => entry === '0:first').length >= 2, { timeoutMs: 40_000, description: 'the first message handled again' });
+      assert.ok(lines.some((line) => line.msg === 'message handling failed; rebuilding the consumer' && line.offset === '0'));
+      await waitFor(async () => (await committedOffsets(broker.brokers, groupId, topic)).get(0) === '2', { timeoutMs: 10_000, description: 'both offsets committed' });
     } finally {
       await source.stop();
     }
