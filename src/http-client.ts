@@ -11,19 +11,22 @@ import type { AxiosInstance } from 'axios';
 /** Responses larger than this are cut off: a runaway service must not exhaust the agent's memory. */
 export const MAX_RESPONSE_BYTES = 10 * 1024 * 1024;
 const MAX_REDIRECTS = 5;
-const MAX_SOCKETS_PER_HOST = 256;
 
 export interface HttpClientOptions {
   /** Verify TLS certificates (WEBHOOK_VERIFY_SSL for internal services; always for Port). */
   verifyTls: boolean;
   userAgent: string;
+  /** Open connections per host; more calls wait for one (each socket costs buffers). */
+  maxSocketsPerHost: number;
+  /** SPEC §6: webhooks follow redirects; the Port API never redirects, so its calls skip the wrapper. */
+  followRedirects: boolean;
 }
 
 export function createHttpClient(options: HttpClientOptions): AxiosInstance {
   return axios.create({
-    httpAgent: new http.Agent({ keepAlive: true, maxSockets: MAX_SOCKETS_PER_HOST }),
-    httpsAgent: new https.Agent({ keepAlive: true, maxSockets: MAX_SOCKETS_PER_HOST, rejectUnauthorized: options.verifyTls }),
-    maxRedirects: MAX_REDIRECTS,
+    httpAgent: new http.Agent({ keepAlive: true, maxSockets: options.maxSocketsPerHost, scheduling: 'lifo' }),
+    httpsAgent: new https.Agent({ keepAlive: true, maxSockets: options.maxSocketsPerHost, scheduling: 'lifo', rejectUnauthorized: options.verifyTls }),
+    maxRedirects: options.followRedirects ? MAX_REDIRECTS : 0,
     maxContentLength: MAX_RESPONSE_BYTES,
     maxBodyLength: Infinity,
     responseType: 'text',

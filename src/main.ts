@@ -42,7 +42,9 @@ const USER_AGENT = 'port-agent';
  * before a retry) holds no request slot, so runs for other hosts keep flowing; this bounds how many
  * such messages, and so memory, before fetching pauses.
  */
-const MESSAGES_IN_HAND_PER_REQUEST = 4;
+const MESSAGES_IN_HAND_PER_REQUEST = 2;
+/** Connections to the Port API: enough for hundreds of runs a second, few enough to stay light. */
+const PORT_API_MAX_SOCKETS = 32;
 const WEBHOOK_RETRY_MIN_BACKOFF_MS = 1_000;
 const WEBHOOK_RETRY_MAX_BACKOFF_MS = 10_000;
 
@@ -139,8 +141,13 @@ export async function runAgent(): Promise<number> {
     return configFailure(new ConfigError('Invalid configuration: STREAMER_NAME=POLLING is not supported by this version yet; use KAFKA', { variable: 'STREAMER_NAME' }));
   }
 
-  const portHttp = createHttpClient({ verifyTls: true, userAgent: USER_AGENT });
-  const webhookHttp = createHttpClient({ verifyTls: config.webhook.verifySsl, userAgent: USER_AGENT });
+  const portHttp = createHttpClient({ verifyTls: true, userAgent: USER_AGENT, maxSocketsPerHost: PORT_API_MAX_SOCKETS, followRedirects: false });
+  const webhookHttp = createHttpClient({
+    verifyTls: config.webhook.verifySsl,
+    userAgent: USER_AGENT,
+    maxSocketsPerHost: config.webhook.maxInFlightPerHost,
+    followRedirects: true,
+  });
   const port = createPortClient({
     http: portHttp,
     baseUrl: config.port.apiBaseUrl,

@@ -51,7 +51,7 @@ describe('the pipeline ends every run the mapping cannot serve', () => {
       },
     });
     const logger = createLogger({ level: 'debug', destination });
-    const http = createHttpClient({ verifyTls: true, userAgent: 'port-agent' });
+    const http = createHttpClient({ verifyTls: true, userAgent: 'port-agent', maxSocketsPerHost: 32, followRedirects: false });
     return createMessageHandler({
       mapper: createMapper(compileMappings(mappings, createJsonataCompiler({}))),
       deliverer: testDeliverer({ secret: port.clientSecret, timeoutMs: 2000 }),

@@ -26,7 +26,7 @@ describe('Port API client', () => {
 
   function client(clientSecret = port.clientSecret) {
     return createPortClient({
-      http: createHttpClient({ verifyTls: true, userAgent: 'port-agent' }),
+      http: createHttpClient({ verifyTls: true, userAgent: 'port-agent', maxSocketsPerHost: 32, followRedirects: false }),
       baseUrl: port.url,
       clientId: port.clientId,
       clientSecret,
