@@ -148,7 +148,7 @@ export const CONFIG_SCHEMA: Schema<RawConfig> = {
     maxInFlightPerHost: {
       doc: 'Requests to one host (host:port) at once, so a slow service cannot take every slot',
       format: 'positive-integer',
-      default: 100,
+      default: 50,
       env: 'WEBHOOK_MAX_IN_FLIGHT_PER_HOST',
     },
     maxRetries: {
@@ -167,7 +167,7 @@ export const CONFIG_SCHEMA: Schema<RawConfig> = {
   maxInFlight: {
     doc: 'Requests to internal services at once, across and within partitions',
     format: 'positive-integer',
-    default: 200,
+    default: 100,
     env: 'AGENT_MAX_IN_FLIGHT',
   },
   detailedLogging: { doc: 'Bodies and response texts in logs and run logs', format: 'agent-boolean', default: true, env: 'DETAILED_LOGGING' },

@@ -45,6 +45,17 @@ export interface RecordedCall {
 /** How to fail a call: a status (429 with `retryAfterSeconds`, 5xx, …) or no answer at all. */
 export type InjectedFailure = { status: number; retryAfterSeconds?: number; body?: unknown } | { hang: true };
 
+/** Options of {@link PortStandIn.failFor}. */
+export interface FailForOptions {
+  /** Routes answered as usual during the window, e.g. `['POST /v1/auth/access_token']`. */
+  except?: readonly PortRoute[];
+  /**
+   * Opens the window at the next call of this route (the first call to fail) instead of now: an
+   * outage that begins at a chosen moment of the agent's work, e.g. while it reports a status.
+   */
+  startingWith?: PortRoute;
+}
+
 /** Decides the `ackedCount` of one action run id; `previousAcks` counts earlier acks of it. */
 export type ActionRunAckAnswer = (runId: string, previousAcks: number, wasClaimed: boolean) => number;
 /** Decides `acked` for one node run identifier. */
@@ -95,6 +106,13 @@ export interface PortStandIn {
   enqueueNodeRuns(nodeRuns: Record<string, unknown>[]): void;
   /** The next `count` calls of `route` get `failure` instead of their answer. */
   failNext(route: PortRoute, count: number, failure: InjectedFailure): void;
+  /**
+   * For the next `durationMs` (from now, or from the next call of `options.startingWith`), every
+   * call of every route not in `options.except` gets `failure`: an outage in time rather than in
+   * calls. A failure queued by {@link failNext} still comes first. A new window replaces the
+   * current one.
+   */
+  failFor(durationMs: number, failure: InjectedFailure, options?: FailForOptions): void;
   /** Invalidates every issued token: the next call with one gets 401. */
   expireTokens(): void;
   setKafkaCredentials(credentials: KafkaCredentials): void;
@@ -190,6 +208,19 @@ export async function startPortStandIn(options: PortStandInOptions = {}): Promis
   const pendingNodeRuns: Record<string, unknown>[] = [];
   const claimedIds = new Set<string>();
   const ackCounts = new Map<string, number>();
+  /** The outage set by failFor(); `untilMs` is undefined until its `startingWith` call arrives. */
+  let failureWindow:
+    | { durationMs: number; untilMs: number | undefined; startingWith: PortRoute | undefined; failure: InjectedFailure; except: ReadonlySet<PortRoute> }
+    | undefined;
+
+  const windowFailure = (route: PortRoute): InjectedFailure | undefined => {
+    if (failureWindow === undefined || failureWindow.except.has(route)) return undefined;
+    if (failureWindow.untilMs === undefined) {
+      if (route !== failureWindow.startingWith) return undefined;
+      failureWindow.untilMs = Date.now() + failureWindow.durationMs;
+    }
+    return Date.now() < failureWindow.untilMs ? failureWindow.failure : undefined;
+  };
 
   const isAuthorized = (headers: IncomingHttpHeaders): boolean => {
     const match = /^Bearer\s+(\S+)$/i.exec(headers.authorization ?? '');
@@ -306,7 +337,7 @@ export async function startPortStandIn(options: PortStandInOptions = {}): Promis
         send(response, call, { status: 404, body: { ok: false, error: 'not_found' } });
         return;
       }
-      const failure = failures.get(match.route)?.shift();
+      const failure = failures.get(match.route)?.shift() ?? windowFailure(match.route);
       if (failure) {
         if ('hang' in failure) return; // answered never; close() destroys the socket
         const headers: Record<string, string> =
@@ -373,6 +404,21 @@ export async function startPortStandIn(options: PortStandInOptions = {}): Promis
       const queue = failures.get(route) ?? [];
       for (let index = 0; index < count; index += 1) queue.push(failure);
       failures.set(route, queue);
+    },
+    failFor: (durationMs, failure, failForOptions = {}) => {
+      if (!Number.isFinite(durationMs) || durationMs <= 0) {
+        throw new Error(`Expected \`durationMs\` to be a positive number (actual: ${String(durationMs)}).`);
+      }
+      const { except = [], startingWith } = failForOptions;
+      const unknown = [...except, ...(startingWith === undefined ? [] : [startingWith])].find((route) => !PORT_ROUTES.includes(route));
+      if (unknown !== undefined) throw new Error(`Unknown route ${unknown}; expected one of ${PORT_ROUTES.join(', ')}`);
+      failureWindow = {
+        durationMs,
+        untilMs: startingWith === undefined ? Date.now() + durationMs : undefined,
+        startingWith,
+        failure,
+        except: new Set(except),
+      };
     },
     expireTokens: () => tokens.clear(),
     setKafkaCredentials: (credentials) => {

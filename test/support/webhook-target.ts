@@ -47,6 +47,14 @@ export interface WebhookTarget {
   requests: ReceivedRequest[];
   /** Resolves with all requests once at least `count` have arrived. */
   waitForRequests(count: number, timeoutMs?: number): Promise<ReceivedRequest[]>;
+  /**
+   * Stops listening, keeping the port: new connections are refused (ECONNREFUSED) as if the
+   * service were down. Idle keep-alive connections are closed at once; requests already received
+   * are still answered, with `Connection: close`. No-op when not listening.
+   */
+  stopListening(): Promise<void>;
+  /** Listens again on the same port (and `url`) after {@link stopListening}. No-op when listening. */
+  listenAgain(): Promise<void>;
   /** Stops the server, dropping open connections and pending answers. */
   close(): Promise<void>;
 }
@@ -82,6 +90,7 @@ export async function startWebhookTarget(options: WebhookTargetOptions): Promise
   const respond = options.respond ?? ((): TargetResponse => ({}));
   const requests: ReceivedRequest[] = [];
   const delays = new Set<NodeJS.Timeout>();
+  let isRefusing = false;
 
   const server = createServer((request, response) => {
     void (async () => {
@@ -120,6 +129,8 @@ export async function startWebhookTarget(options: WebhookTargetOptions): Promise
       response.writeHead(status, {
         'content-type': isText ? 'text/plain; charset=utf-8' : 'application/json',
         ...headers,
+        // Stopped listening: answer what was received, then let the connection go.
+        ...(isRefusing ? { connection: 'close' } : {}),
       });
       response.end(payload);
     })().catch((error: unknown) => {
@@ -128,10 +139,16 @@ export async function startWebhookTarget(options: WebhookTargetOptions): Promise
     });
   });
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
+  const listen = (port: number): Promise<void> =>
+    new Promise<void>((resolve, reject) => {
+      const onError = (error: Error): void => reject(error);
+      server.once('error', onError);
+      server.listen(port, '127.0.0.1', () => {
+        server.off('error', onError);
+        resolve();
+      });
+    });
+  await listen(0);
   const { port } = server.address() as AddressInfo;
   let closing: Promise<void> | undefined;
 
@@ -143,10 +160,29 @@ export async function startWebhookTarget(options: WebhookTargetOptions): Promise
         timeoutMs,
         description: `${count} request(s) at the webhook target`,
       }),
+    stopListening: async () => {
+      if (!server.listening || closing) return;
+      isRefusing = true;
+      // close() drops the listening socket at once; its callback would wait for open connections.
+      server.close();
+      server.closeIdleConnections();
+    },
+    listenAgain: async () => {
+      if (server.listening) return;
+      if (closing) throw new Error('The webhook target is closed');
+      await listen(port);
+      isRefusing = false;
+    },
     close: () => {
       closing ??= new Promise<void>((resolve, reject) => {
         for (const timer of delays) clearTimeout(timer);
         delays.clear();
+        if (!server.listening) {
+          // Stopped by stopListening(): only connections still open remain.
+          server.closeAllConnections();
+          resolve();
+          return;
+        }
         server.close((error) => (error ? reject(error) : resolve()));
         server.closeAllConnections();
       });
