@@ -154,7 +154,7 @@ export const CONFIG_SCHEMA: Schema<RawConfig> = {
     maxRetries: {
       doc: 'Retries of a request after connection errors, timeouts, 429 and 5xx (0: none)',
       format: 'non-negative-integer',
-      default: 3,
+      default: 5,
       env: 'WEBHOOK_MAX_RETRIES',
     },
     retryMaxTimeSeconds: {

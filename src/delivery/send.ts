@@ -141,9 +141,11 @@ export function createDeliverer(deps: DelivererDeps): Deliverer {
     const entry = await deps.hosts.enter(url.host);
     if (entry.kind === 'open') {
       const error = new DeliveryError(`the circuit breaker for ${url.host} is open after repeated failures (next try in ${Math.ceil(entry.retryInMs / 1000)} s)`, {
-        url: request.url, method: request.method, attempt: attemptNumber, code: 'CIRCUIT_OPEN', retriable: false,
+        url: request.url, method: request.method, attempt: attemptNumber, code: 'CIRCUIT_OPEN', retriable: true,
       });
-      return { kind: 'done', value: { kind: 'failure', error } };
+      // The run waits for the host's next probe within its own retry budget, instead of failing at
+      // once: a service back after a short outage still gets its runs.
+      return { kind: 'retryable', value: { kind: 'failure', error }, reason: error.message, retryAfterMs: entry.retryInMs };
     }
     const release = await deps.inFlight.acquire();
     let value: AttemptValue | undefined;

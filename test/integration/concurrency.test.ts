@@ -107,8 +107,8 @@ describe('concurrent handling with safe commits', () => {
       'An action message has been received',
       'Preparing the payload for the request',
       'Sending the request',
-      'The request failed (status code 503); retrying (attempt 1 failed, 3 retries left)',
-      'The request failed (status code 503); retrying (attempt 2 failed, 2 retries left)',
+      'The request failed (status code 503); retrying (attempt 1 failed, 5 retries left)',
+      'The request failed (status code 503); retrying (attempt 2 failed, 4 retries left)',
     ]);
     assert.equal(logs[5], 'Action invocation has completed successfully with status code: 200');
     assert.deepEqual(port.actionRunPatches('r_flaky'), [{ status: 'SUCCESS' }]);
