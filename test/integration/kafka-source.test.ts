@@ -37,11 +37,12 @@ describe('Kafka source', () => {
     await broker?.stop();
   });
 
-  it('rebuilds a consumer that kafkajs crashed without restarting, and redelivers the message', async () => {
+  /** A source on topics and a group of its own, the runs topic holding `values` on partition 0. */
+  async function sourceOnFreshTopics(values: string[]) {
     const topic = uniqueName('runs');
     const changeLogTopic = uniqueName('changelog');
     const groupId = uniqueName('group');
-    await produce(broker.brokers, topic, [{ value: 'first', partition: 0 }]);
+    await produce(broker.brokers, topic, values.map((value) => ({ value, partition: 0 })));
     await produce(broker.brokers, changeLogTopic, [{ value: 'warm-up', partition: 0 }]);
     const { logger, lines } = capturingLogger();
     const source = createKafkaSource({
@@ -56,6 +57,11 @@ describe('Kafka source', () => {
       maxInHand: 10,
       logger,
     });
+    return { topic, groupId, source, lines };
+  }
+
+  it('rebuilds a consumer that kafkajs crashed without restarting, and redelivers the message', async () => {
+    const { topic, groupId, source, lines } = await sourceOnFreshTopics(['first']);
     const seen: SourceMessage[] = [];
     let hasThrown = false;
     // Thrown synchronously, the error escapes the batch handler into kafkajs: a non-retriable
@@ -83,24 +89,7 @@ describe('Kafka source', () => {
   });
 
   it('starts over from the last commit when the handler rejects, rather than skipping the message', async () => {
-    const topic = uniqueName('runs');
-    const changeLogTopic = uniqueName('changelog');
-    const groupId = uniqueName('group');
-    await produce(broker.brokers, topic, [{ value: 'first', partition: 0 }, { value: 'second', partition: 0 }]);
-    await produce(broker.brokers, changeLogTopic, [{ value: 'warm-up', partition: 0 }]);
-    const { logger, lines } = capturingLogger();
-    const source = createKafkaSource({
-      kafka: createKafka(broker.brokers, uniqueName('agent')),
-      groupId,
-      runsTopic: topic,
-      changeLogTopic,
-      sessionTimeoutMs: 6000,
-      fetchMaxWaitMs: 50,
-      fromBeginning: true,
-      shutdownGraceMs: 5000,
-      maxInHand: 10,
-      logger,
-    });
+    const { topic, groupId, source, lines } = await sourceOnFreshTopics(['first', 'second']);
     const seen: string[] = [];
     let hasRejected = false;
     await source.start(async (message) => {
