@@ -7,14 +7,14 @@ import { after, before, describe, it } from 'node:test';
 import type { AgentProcess } from '../support/agent-process.js';
 import { startBroker } from '../support/broker.js';
 import type { Broker } from '../support/broker.js';
-import { disconnectKafkaClients, produce } from '../support/kafka.js';
+import { produce } from '../support/kafka.js';
 import { actionRunMessage, changelogMessage, nodeRunMessage, signed } from '../support/messages.js';
 import { startPortStandIn } from '../support/port-stand-in.js';
 import type { PortStandIn } from '../support/port-stand-in.js';
 import { waitFor } from '../support/wait.js';
 import { refusedUrl, startWebhookTarget } from '../support/webhook-target.js';
 import type { WebhookTarget } from '../support/webhook-target.js';
-import { agentSetup, startConsumingAgent } from './harness.js';
+import { agentSetup, closeRealParts, startConsumingAgent } from './harness.js';
 import type { AgentSetup } from './harness.js';
 
 const FINISHED = 'Port agent finished processing the action run';
@@ -88,10 +88,7 @@ describe('the agent delivers runs and reports them to Port', () => {
 
   after(async () => {
     await agent?.stop();
-    await target?.close();
-    await port?.close();
-    await disconnectKafkaClients();
-    await broker?.stop();
+    await closeRealParts({ target, port, broker });
   });
 
   it('delivers an asynchronous run, signed over the exact body, and leaves its status to the service', () => {
@@ -288,10 +285,7 @@ describe('the agent with DETAILED_LOGGING=false and a failing Port API', () => {
 
   after(async () => {
     await agent?.stop();
-    await target?.close();
-    await port?.close();
-    await disconnectKafkaClients();
-    await broker?.stop();
+    await closeRealParts({ target, port, broker });
   });
 
   it('keeps response texts out of run logs and the summary', () => {

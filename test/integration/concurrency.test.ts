@@ -7,14 +7,14 @@ import { after, before, describe, it } from 'node:test';
 import type { AgentProcess } from '../support/agent-process.js';
 import { startBroker } from '../support/broker.js';
 import type { Broker } from '../support/broker.js';
-import { committedOffsets, disconnectKafkaClients, produce } from '../support/kafka.js';
+import { committedOffsets, produce } from '../support/kafka.js';
 import { actionRunMessage, changelogMessage, signed } from '../support/messages.js';
 import { startPortStandIn } from '../support/port-stand-in.js';
 import type { PortStandIn } from '../support/port-stand-in.js';
 import { waitFor } from '../support/wait.js';
 import { startWebhookTarget } from '../support/webhook-target.js';
 import type { ReceivedRequest, WebhookTarget } from '../support/webhook-target.js';
-import { agentSetup, startConsumingAgent } from './harness.js';
+import { agentSetup, closeRealParts, startConsumingAgent } from './harness.js';
 import type { AgentSetup } from './harness.js';
 
 const FINISHED = 'Port agent finished processing the action run';
@@ -64,10 +64,7 @@ describe('concurrent handling with safe commits', () => {
 
   after(async () => {
     await agent?.stop();
-    await target?.close();
-    await port?.close();
-    await disconnectKafkaClients();
-    await broker?.stop();
+    await closeRealParts({ target, port, broker });
   });
 
   it('handles the runs of one partition concurrently, never more than AGENT_MAX_IN_FLIGHT at once', async () => {
@@ -138,10 +135,7 @@ describe('a clean rebalance', () => {
   });
 
   after(async () => {
-    await target?.close();
-    await port?.close();
-    await disconnectKafkaClients();
-    await broker?.stop();
+    await closeRealParts({ target, port, broker });
   });
 
   // On Apache Kafka a member's commits of its current generation are accepted while the group

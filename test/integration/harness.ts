@@ -5,8 +5,10 @@
 import { startAgent } from '../support/agent-process.js';
 import type { AgentLogLine, AgentProcess } from '../support/agent-process.js';
 import type { Broker } from '../support/broker.js';
+import { disconnectKafkaClients } from '../support/kafka.js';
 import { uniqueName } from '../support/kafka.js';
 import type { PortStandIn } from '../support/port-stand-in.js';
+import type { WebhookTarget } from '../support/webhook-target.js';
 
 export interface AgentSetup {
   orgId: string;
@@ -45,4 +47,12 @@ export async function startConsumingAgent(setup: AgentSetup, options: { cwd?: st
   const agent = startAgent(setup.env, options);
   await agent.waitForLog(isConsuming, 30_000);
   return agent;
+}
+
+/** Stops what a test file started, in order: services, then the Kafka clients, then the broker. */
+export async function closeRealParts(parts: { target?: WebhookTarget | undefined; port?: PortStandIn | undefined; broker?: Broker | undefined }): Promise<void> {
+  await parts.target?.close();
+  await parts.port?.close();
+  await disconnectKafkaClients();
+  await parts.broker?.stop();
 }

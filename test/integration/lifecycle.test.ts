@@ -9,14 +9,14 @@ import type { Broker } from '../support/broker.js';
 import kafkajs from 'kafkajs';
 import type { PartitionAssigner } from 'kafkajs';
 import { startAgent } from '../support/agent-process.js';
-import { committedOffsets, createKafka, disconnectKafkaClients, produce, uniqueName } from '../support/kafka.js';
+import { committedOffsets, createKafka, produce, uniqueName } from '../support/kafka.js';
 import { actionRunMessage, changelogMessage, signed } from '../support/messages.js';
 import { startPortStandIn } from '../support/port-stand-in.js';
 import type { PortStandIn } from '../support/port-stand-in.js';
 import { waitFor } from '../support/wait.js';
 import { startWebhookTarget } from '../support/webhook-target.js';
 import type { WebhookTarget } from '../support/webhook-target.js';
-import { agentSetup, startConsumingAgent } from './harness.js';
+import { agentSetup, closeRealParts, startConsumingAgent } from './harness.js';
 
 const { AssignerProtocol } = kafkajs;
 
@@ -54,10 +54,7 @@ describe('agent process life', () => {
   });
 
   after(async () => {
-    await target?.close();
-    await port?.close();
-    await disconnectKafkaClients();
-    await broker?.stop();
+    await closeRealParts({ target, port, broker });
   });
 
   it('delivers and reports a run again after the agent is killed with SIGKILL mid-run', async () => {
@@ -165,10 +162,7 @@ describe('a replica without partitions', () => {
   });
 
   after(async () => {
-    await target?.close();
-    await port?.close();
-    await disconnectKafkaClients();
-    await broker?.stop();
+    await closeRealParts({ target, port, broker });
   });
 
   it('stays in the group as a standby and takes over the partitions when the other member leaves', async () => {

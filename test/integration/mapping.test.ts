@@ -11,14 +11,14 @@ import { after, before, describe, it } from 'node:test';
 import type { AgentProcess } from '../support/agent-process.js';
 import { startBroker } from '../support/broker.js';
 import type { Broker } from '../support/broker.js';
-import { disconnectKafkaClients, produce } from '../support/kafka.js';
+import { produce } from '../support/kafka.js';
 import { actionRunMessage, signed } from '../support/messages.js';
 import { startPortStandIn } from '../support/port-stand-in.js';
 import type { PortStandIn } from '../support/port-stand-in.js';
 import { waitFor } from '../support/wait.js';
 import { startWebhookTarget } from '../support/webhook-target.js';
 import type { WebhookTarget } from '../support/webhook-target.js';
-import { agentSetup, startConsumingAgent } from './harness.js';
+import { agentSetup, closeRealParts, startConsumingAgent } from './harness.js';
 
 const FINISHED = 'Port agent finished processing the action run';
 const OFFICIAL_JQ_DEFAULT = readFileSync(new URL('../../../shared/fixtures/official-default-mapping.jq.json', import.meta.url), 'utf8');
@@ -54,10 +54,7 @@ describe('payload mappings in the running agent', () => {
 
   after(async () => {
     await Promise.all(agents.map((agent) => agent.stop()));
-    await target?.close();
-    await port?.close();
-    await disconnectKafkaClients();
-    await broker?.stop();
+    await closeRealParts({ target, port, broker });
   });
 
   it('triggers a GitLab pipeline with the built-in default mapping and reports its link and id', async () => {
