@@ -73,17 +73,17 @@ describe('the agent delivers runs and reports them to Port', () => {
     agent = await startConsumingAgent(setup);
     const finishedRuns = ['r_async', 'r_sync_ok', 'r_put', 'r_patch', 'r_delete', 'r_get', 'r_headers', 'r_after_garbage'];
     const failedRuns = ['r_sync_fail', 'r_refused', 'r_timeout', 'r_invalid_url', 'r_garbled'];
-    await waitFor(
-      () =>
-        finishedRuns.every((runId) => port.actionRunLogs(runId).includes(FINISHED)) &&
-        failedRuns.every((runId) => port.actionRunPatches(runId).length === 1) &&
-        port.nodeRunPatches('wfnr_ok').length === 1 &&
-        port.nodeRunPatches('wfnr_fail').length === 1 &&
-        runsWith('/changelog').length === 1 &&
-        agent.logs.some((line) => line.runId === 'r_not_agent') &&
-        agent.logs.some((line) => line.runId === 'r_bad_sig'),
-      { timeoutMs: 30_000, description: 'every run handled' },
-    );
+    const missing = (): string[] => [
+      ...finishedRuns.filter((runId) => !port.actionRunLogs(runId).includes(FINISHED)).map((runId) => `${runId} finished`),
+      ...failedRuns.filter((runId) => port.actionRunPatches(runId).length !== 1).map((runId) => `${runId} patched once`),
+      ...['wfnr_ok', 'wfnr_fail'].filter((runId) => port.nodeRunPatches(runId).length !== 1).map((runId) => `${runId} patched once`),
+      ...(runsWith('/changelog').length === 1 ? [] : ['the change-log event delivered once']),
+      ...['r_not_agent', 'r_bad_sig'].filter((runId) => !agent.logs.some((line) => line.runId === runId)).map((runId) => `a log line of ${runId}`),
+    ];
+    await waitFor(() => missing().length === 0, {
+      timeoutMs: 30_000,
+      description: () => `every run handled; still missing: ${missing().join(', ')}; the agent's last lines:\n${agent.logs.slice(-40).map((line) => JSON.stringify(line)).join('\n')}`,
+    });
   });
 
   after(async () => {

@@ -4,8 +4,8 @@ export interface WaitOptions {
   timeoutMs?: number;
   /** Pause between probes. */
   intervalMs?: number;
-  /** What is being waited for; named in the timeout error. */
-  description?: string;
+  /** What is being waited for; named in the timeout error. A function is asked at the timeout, so it can say what is still missing. */
+  description?: string | (() => string);
 }
 
 const DEFAULT_TIMEOUT_MS = 10_000;
@@ -27,7 +27,8 @@ export async function waitFor<T>(
     const value = await probe();
     if (value) return value;
     if (Date.now() >= deadline) {
-      throw new Error(`Timed out after ${timeoutMs} ms waiting for ${description}`);
+      const said = typeof description === 'function' ? description() : description;
+      throw new Error(`Timed out after ${timeoutMs} ms waiting for ${said}`);
     }
     await new Promise((resolve) => setTimeout(resolve, Math.min(intervalMs, Math.max(0, deadline - Date.now()))));
   }
