@@ -23,7 +23,12 @@ export const REDACTED_KEYS = [
   'X-Port-Signature',
 ] as const;
 
-const REDACT_PATHS = REDACTED_KEYS.flatMap((key) => [key, `*.${key}`, `*.*.${key}`, `*.*.*.${key}`]);
+/**
+ * Top level and one level down (`{ headers: { authorization } }`): the agent logs errors as
+ * strings and never logs deeper structures. Each wildcard level costs on every line and every
+ * child logger — four levels took ~80 µs of CPU per run, a tenth of the agent's budget.
+ */
+const REDACT_PATHS = REDACTED_KEYS.flatMap((key) => [key, `*.${key}`]);
 
 export function createLogger(options: { level: LevelWithSilent; destination?: NodeJS.WritableStream }): Logger {
   return pino(

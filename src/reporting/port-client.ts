@@ -3,11 +3,12 @@
  * before it expires, fetched again when a call answers 401. Every call resolves to a value; the
  * caller decides what a failure means for its run. No token or secret ever reaches a log line.
  */
-import type { AxiosInstance } from 'axios';
 import { ReportError, describeError } from '../errors.js';
 import { isRetryableStatus, PORT_API_RETRY_POLICY, retryAfterMs, withRetries } from '../delivery/retry-policy.js';
 import type { AttemptOutcome, RetryPolicy } from '../delivery/retry-policy.js';
-import { headerRecord, parseJsonBody } from '../http-client.js';
+import { parseJsonBody } from '../http-client.js';
+import type { HttpTransport } from '../http-client.js';
+import type { AgentMetrics } from '../health/metrics.js';
 import type { Logger } from '../log.js';
 
 export type PortCallResult =
@@ -19,11 +20,13 @@ export interface PortClient {
   call(method: string, path: string, route: string, body?: unknown, headers?: Record<string, string>): Promise<PortCallResult>;
   /** How many access tokens were requested so far. */
   tokenRequests(): number;
+  /** Whether the Port API has answered any call yet, whatever the status (readiness). */
+  hasAnswered(): boolean;
 }
 
 export interface PortClientDeps {
-  http: AxiosInstance;
-  baseUrl: string;
+  /** Bound to PORT_API_BASE_URL. */
+  http: HttpTransport;
   clientId: string;
   clientSecret: string;
   logger: Logger;
@@ -31,6 +34,8 @@ export interface PortClientDeps {
   timeoutMs?: number;
   /** SPEC §7: calls are retried on 429, 5xx and network errors. */
   retryPolicy?: RetryPolicy;
+  /** Counts every HTTP call by route and status, and every token request. */
+  metrics?: Pick<AgentMetrics, 'portCall' | 'tokenRequested'>;
   now?: () => number;
 }
 
@@ -58,24 +63,26 @@ export function createPortClient(deps: PortClientDeps): PortClient {
   let token: CachedToken | undefined;
   let pendingToken: Promise<CachedToken> | undefined;
   let tokenRequestCount = 0;
+  let hasAnswered = false;
 
   async function send(method: string, path: string, route: string, body: unknown, headers: Record<string, string>): Promise<PortCallResult> {
     try {
-      const response = await deps.http.request<string>({
+      const response = await deps.http.send({
         method,
-        url: `${deps.baseUrl}${path}`,
-        headers: { 'Content-Type': 'application/json', ...headers },
-        data: body === undefined ? undefined : JSON.stringify(body),
-        timeout: timeoutMs,
-        signal: AbortSignal.timeout(timeoutMs),
+        path,
+        headers: { 'content-type': 'application/json', ...headers },
+        body: body === undefined ? undefined : JSON.stringify(body),
+        timeoutMs,
       });
-      const text = typeof response.data === 'string' ? response.data : '';
+      hasAnswered = true;
+      deps.metrics?.portCall(route, response.status);
+      const { text } = response;
       if (response.status >= 200 && response.status < 300) return { ok: true, status: response.status, data: parseJsonBody(text) };
       return {
         ok: false,
         status: response.status,
         text,
-        retryAfterMs: retryAfterMs(headerRecord(response.headers)['retry-after']),
+        retryAfterMs: retryAfterMs(response.headers['retry-after']),
         error: new ReportError(`Port API ${route} answered ${response.status}`, {
           route,
           status: response.status,
@@ -84,6 +91,7 @@ export function createPortClient(deps: PortClientDeps): PortClient {
         }),
       };
     } catch (error) {
+      deps.metrics?.portCall(route, undefined);
       const message = describeError(error);
       return {
         ok: false,
@@ -96,6 +104,7 @@ export function createPortClient(deps: PortClientDeps): PortClient {
 
   async function fetchToken(): Promise<CachedToken> {
     tokenRequestCount += 1;
+    deps.metrics?.tokenRequested();
     const result = await send('POST', '/v1/auth/access_token', TOKEN_ROUTE, { clientId: deps.clientId, clientSecret: deps.clientSecret }, {});
     if (!result.ok) throw result.error;
     const parsed = tokenFrom(result.data);
@@ -128,7 +137,7 @@ export function createPortClient(deps: PortClientDeps): PortClient {
           const value: PortCallResult = { ok: false, status: reportError.status, text: reportError.message, error: reportError };
           return reportError.retriable ? { kind: 'retryable', value, reason: reportError.message } : { kind: 'done', value };
         }
-        const result = await send(method, path, route, body, { ...headers, Authorization: `Bearer ${used.value}` });
+        const result = await send(method, path, route, body, { ...headers, authorization: `Bearer ${used.value}` });
         if (result.ok) return { kind: 'done', value: result };
         if (result.status === 401 && !hasRefreshedToken) {
           // A rejected token (revoked, clock skew): drop it unless another call already replaced it.
@@ -147,5 +156,6 @@ export function createPortClient(deps: PortClientDeps): PortClient {
       return value;
     },
     tokenRequests: () => tokenRequestCount,
+    hasAnswered: () => hasAnswered,
   };
 }

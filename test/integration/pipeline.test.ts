@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
-import { createHttpClient } from '../../src/http-client.js';
+import { createHttpTransport } from '../../src/http-client.js';
 import { createLogger } from '../../src/log.js';
 import { compileMappings } from '../../src/mapping/compile.js';
 import { createJsonataCompiler } from '../../src/mapping/expression.js';
@@ -51,11 +51,11 @@ describe('the pipeline ends every run the mapping cannot serve', () => {
       },
     });
     const logger = createLogger({ level: 'debug', destination });
-    const http = createHttpClient({ verifyTls: true, userAgent: 'port-agent', maxSocketsPerHost: 32, followRedirects: false });
+    const http = createHttpTransport(port.url, { verifyTls: true, userAgent: 'port-agent', maxSocketsPerHost: 32 });
     return createMessageHandler({
       mapper: createMapper(compileMappings(mappings, createJsonataCompiler({}))),
       deliverer: testDeliverer({ secret: port.clientSecret, timeoutMs: 2000 }),
-      reporter: createReporter({ port: createPortClient({ http, baseUrl: port.url, clientId: port.clientId, clientSecret: port.clientSecret, logger }), detailedLogging: true }),
+      reporter: createReporter({ port: createPortClient({ http, clientId: port.clientId, clientSecret: port.clientSecret, logger }), detailedLogging: true }),
       logger,
       secret: port.clientSecret,
       skipUnmatchedNodeRuns: options.skipUnmatchedNodeRuns ?? false,
@@ -63,7 +63,7 @@ describe('the pipeline ends every run the mapping cannot serve', () => {
     });
   }
 
-  const onRuns = (message: Record<string, unknown>, offset: string) => ({ topic: 'org.runs', partition: 0, offset, role: 'runs' as const, value: Buffer.from(signed(message, port.clientSecret)) });
+  const onRuns = (message: Record<string, unknown>, offset: string) => ({ topic: 'org.runs', partition: 0, offset, role: 'runs' as const, value: Buffer.from(signed(message, port.clientSecret)), traceparent: undefined });
 
   it('fails a node run no mapping matches, and skips it silently when told to', async () => {
     const mappings = [{ enabled: "payload.action.invocationMethod.url = 'http://never'" }];

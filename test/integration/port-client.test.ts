@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { createHttpClient } from '../../src/http-client.js';
+import { createHttpTransport } from '../../src/http-client.js';
 import { createLogger } from '../../src/log.js';
 import { createPortClient } from '../../src/reporting/port-client.js';
 import { startPortStandIn } from '../support/port-stand-in.js';
@@ -26,8 +26,7 @@ describe('Port API client', () => {
 
   function client(clientSecret = port.clientSecret) {
     return createPortClient({
-      http: createHttpClient({ verifyTls: true, userAgent: 'port-agent', maxSocketsPerHost: 32, followRedirects: false }),
-      baseUrl: port.url,
+      http: createHttpTransport(port.url, { verifyTls: true, userAgent: 'port-agent', maxSocketsPerHost: 32 }),
       clientId: port.clientId,
       clientSecret,
       logger,

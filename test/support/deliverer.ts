@@ -16,7 +16,7 @@ export interface TestDelivererOptions {
 
 export function testDeliverer(options: TestDelivererOptions): Deliverer {
   return createDeliverer({
-    http: createHttpClient({ verifyTls: options.verifyTls ?? true, userAgent: 'port-agent', maxSocketsPerHost: 100, followRedirects: true }),
+    http: createHttpClient({ verifyTls: options.verifyTls ?? true, userAgent: 'port-agent', maxSocketsPerHost: 100  }),
     secret: options.secret,
     timeoutMs: options.timeoutMs ?? 5000,
     retryPolicy: { retries: options.retries ?? 0, minTimeoutMs: 10, maxTimeoutMs: 50, maxRetryTimeMs: 10_000 },
