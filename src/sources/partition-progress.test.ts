@@ -26,6 +26,25 @@ describe('createPartitionProgress', () => {
     progress.finished('9007199254740993');
     assert.equal(progress.committable(), '9007199254741000');
   });
+
+  it('keeps its answers across the trimming of a long history', () => {
+    const progress = createPartitionProgress();
+    assert.equal(progress.nextToCommit(), undefined);
+    for (let offset = 0; offset < 10_000; offset += 1) progress.dispatched(String(offset));
+    // Everything but 7,500 finishes, in reverse order, then in order.
+    for (let offset = 9_999; offset >= 5_000; offset -= 1) if (offset !== 7_500) progress.finished(String(offset));
+    for (let offset = 0; offset < 5_000; offset += 1) progress.finished(String(offset));
+    assert.equal(progress.committable(), '7500');
+    assert.equal(progress.nextToCommit(), '7500');
+    assert.equal(progress.lastContiguous(), '7499');
+    progress.finished('7500');
+    assert.equal(progress.committable(), '10000');
+    for (let offset = 10_000; offset < 12_000; offset += 1) progress.dispatched(String(offset));
+    assert.equal(progress.committable(), '10000', 'the next unfinished offset');
+    for (let offset = 10_000; offset < 12_000; offset += 1) progress.finished(String(offset));
+    assert.equal(progress.committable(), '12000');
+    assert.equal(progress.lastContiguous(), '11999');
+  });
 });
 
 describe('createOffsetCommitter', () => {

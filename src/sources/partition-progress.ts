@@ -10,16 +10,38 @@ export interface PartitionProgress {
   committable(): string | undefined;
   /** The last offset of the finished run without gaps from the start, if any. */
   lastContiguous(): string | undefined;
+  /** Where a restart would resume: the lowest unfinished offset, else one past the last; undefined before any. */
+  nextToCommit(): string | undefined;
 }
 
+/** Finished offsets are dropped from the front once this many pile up, so a long-lived partition stays small. */
+const TRIM_AFTER_FINISHED = 1024;
+
 export function createPartitionProgress(): PartitionProgress {
-  const offsets: bigint[] = [];
+  /** Dispatched offsets in order, from the first unfinished one (and a few finished before it). */
+  let offsets: bigint[] = [];
+  /** Finished offsets not yet passed by `head`: only those that finished out of order. */
   const done = new Set<bigint>();
-  /** Index of the first unfinished offset in `offsets`. */
-  let firstUnfinished = 0;
+  /** Index in `offsets` of the first unfinished offset. */
+  let head = 0;
+  /** The last offset of the finished run without gaps from the start. */
+  let lastDone: bigint | undefined;
 
   function advance(): void {
-    while (firstUnfinished < offsets.length && done.has(offsets[firstUnfinished] as bigint)) firstUnfinished += 1;
+    while (head < offsets.length && done.has(offsets[head] as bigint)) {
+      lastDone = offsets[head] as bigint;
+      done.delete(lastDone);
+      head += 1;
+    }
+    if (head >= TRIM_AFTER_FINISHED && head * 2 >= offsets.length) {
+      offsets = offsets.slice(head);
+      head = 0;
+    }
+  }
+
+  function next(): bigint | undefined {
+    if (head < offsets.length) return offsets[head];
+    return lastDone === undefined ? undefined : lastDone + 1n;
   }
 
   return {
@@ -31,12 +53,13 @@ export function createPartitionProgress(): PartitionProgress {
       advance();
     },
     committable() {
-      if (firstUnfinished === 0) return undefined;
-      const next = firstUnfinished < offsets.length ? (offsets[firstUnfinished] as bigint) : (offsets[firstUnfinished - 1] as bigint) + 1n;
-      return next.toString();
+      return lastDone === undefined ? undefined : next()?.toString();
+    },
+    nextToCommit() {
+      return next()?.toString();
     },
     lastContiguous() {
-      return firstUnfinished === 0 ? undefined : (offsets[firstUnfinished - 1] as bigint).toString();
+      return lastDone?.toString();
     },
   };
 }
