@@ -176,6 +176,8 @@ function agentEnvironment(port: PortStandIn, brokers: string[]): Record<string, 
     KAFKA_CONSUMER_SESSION_TIMEOUT_MS: '6000',
     KAFKA_CONSUMER_FETCH_MAX_WAIT_MS: '50',
     LOG_LEVEL: 'INFO',
+    // A free port, whatever else runs on this machine; the demo reads it from the agent's log.
+    HEALTH_PORT: '0',
     // Two retries show the retry path (run log lines, Idempotency-Key) and keep the demo short.
     WEBHOOK_MAX_RETRIES: '2',
   };

@@ -12,7 +12,12 @@ import { createHostGuard } from './delivery/host-guard.js';
 import type { RetryPolicy } from './delivery/retry-policy.js';
 import { createDeliverer } from './delivery/send.js';
 import { ConfigError, MappingError, describeError } from './errors.js';
-import { createHttpClient } from './http-client.js';
+import { createHttpClient, createHttpTransport } from './http-client.js';
+import { watchEventLoop } from './health/event-loop.js';
+import { createAgentMetrics } from './health/metrics.js';
+import { createProbes } from './health/probes.js';
+import { startHealthServer } from './health/server.js';
+import type { HealthServer } from './health/server.js';
 import { createLogger } from './log.js';
 import type { Logger } from './log.js';
 import { createCompiler } from './mapping/dialects.js';
@@ -20,6 +25,7 @@ import { loadMappings } from './mapping/load.js';
 import type { CompiledMapping } from './mapping/types.js';
 import { decryptionKey } from './message/decrypt.js';
 import { createMapper } from './mapping/render.js';
+import { AGENT_VERSION } from './package-root.js';
 import { createMessageHandler } from './pipeline/handle.js';
 import { createPortClient } from './reporting/port-client.js';
 import type { PortClient } from './reporting/port-client.js';
@@ -29,7 +35,7 @@ import type { KafkaCredentials } from './sources/kafka-client-config.js';
 import { fetchKafkaCredentials } from './sources/kafka-credentials.js';
 import { kafkaLogCreator, kafkaLogLevel } from './sources/kafka-log.js';
 import { createKafkaSource } from './sources/kafka.js';
-import type { Source } from './sources/types.js';
+import type { Source, SourceMessage } from './sources/types.js';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
@@ -47,6 +53,15 @@ const MESSAGES_IN_HAND_PER_REQUEST = 2;
 const PORT_API_MAX_SOCKETS = 32;
 const WEBHOOK_RETRY_MIN_BACKOFF_MS = 1_000;
 const WEBHOOK_RETRY_MAX_BACKOFF_MS = 10_000;
+/** The event loop is watched every second; a block of 10 s within the last minute fails liveness. */
+const EVENT_LOOP_WATCH_INTERVAL_MS = 1_000;
+const EVENT_LOOP_WATCH_WINDOW_MS = 60_000;
+const EVENT_LOOP_STALL_MS = 10_000;
+/**
+ * A consumer that has not even tried to reach the broker for this long is stuck (kafkajs retries
+ * a lost broker every ~11 s, the agent rebuilds a crashed consumer within 30 s).
+ */
+const CONSUMER_STALE_MIN_MS = 120_000;
 
 /** Prints one line for a configuration mistake — never a stack trace — and gives the exit code. */
 function configFailure(error: ConfigError | MappingError): number {
@@ -141,30 +156,32 @@ export async function runAgent(): Promise<number> {
     return configFailure(new ConfigError('Invalid configuration: STREAMER_NAME=POLLING is not supported by this version yet; use KAFKA', { variable: 'STREAMER_NAME' }));
   }
 
-  const portHttp = createHttpClient({ verifyTls: true, userAgent: USER_AGENT, maxSocketsPerHost: PORT_API_MAX_SOCKETS, followRedirects: false });
+  const portHttp = createHttpTransport(config.port.apiBaseUrl, { verifyTls: true, userAgent: USER_AGENT, maxSocketsPerHost: PORT_API_MAX_SOCKETS });
   const webhookHttp = createHttpClient({
     verifyTls: config.webhook.verifySsl,
     userAgent: USER_AGENT,
     maxSocketsPerHost: config.webhook.maxInFlightPerHost,
-    followRedirects: true,
   });
+  const metrics = createAgentMetrics({ version: AGENT_VERSION });
   const port = createPortClient({
+    metrics,
     http: portHttp,
-    baseUrl: config.port.apiBaseUrl,
     clientId: config.port.clientId,
     clientSecret: config.port.clientSecret,
     logger: logger.child({ stage: 'port-api' }),
   });
   const reporter = createReporter({ port, detailedLogging: config.detailedLogging });
-  const handle = createMessageHandler({
+  const requestSlots = createSemaphore(config.maxInFlight);
+  const handleMessage = createMessageHandler({
     mapper,
     deliverer: createDeliverer({
       http: webhookHttp,
       secret: config.port.clientSecret,
       timeoutMs: config.webhook.timeoutMs,
       retryPolicy: webhookRetryPolicy(config),
-      inFlight: createSemaphore(config.maxInFlight),
+      inFlight: requestSlots,
       hosts: createHostGuard({ perHostLimit: config.webhook.maxInFlightPerHost }),
+      metrics,
     }),
     reporter,
     logger: logger.child({ stage: 'pipeline' }),
@@ -172,6 +189,11 @@ export async function runAgent(): Promise<number> {
     skipUnmatchedNodeRuns: config.mapping.skipUnmatchedNodeRuns,
     decryptionKey: key,
   });
+  const handle = async (message: SourceMessage) => {
+    const outcome = await handleMessage(message);
+    metrics.messageHandled(message.topic, outcome);
+    return outcome;
+  };
 
   logger.info(
     {
@@ -215,6 +237,36 @@ export async function runAgent(): Promise<number> {
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
 
+  const eventLoop = watchEventLoop({ intervalMs: EVENT_LOOP_WATCH_INTERVAL_MS, windowMs: EVENT_LOOP_WATCH_WINDOW_MS });
+  metrics.observe({
+    messagesInHand: () => source?.status().messagesInHand ?? 0,
+    requestsInFlight: () => requestSlots.active,
+    consumerLag: () => source?.status().lag ?? [],
+  });
+  const probes = createProbes(
+    { source: () => source?.status(), portHasAnswered: port.hasAnswered, isStopping: () => isStopping, eventLoop },
+    {
+      consumerStaleAfterMs: Math.max(CONSUMER_STALE_MIN_MS, 3 * config.kafka.sessionTimeoutMs),
+      brokerSilentAfterMs: config.kafka.sessionTimeoutMs,
+      eventLoopStallMs: EVENT_LOOP_STALL_MS,
+    },
+  );
+  let health: HealthServer | undefined;
+  try {
+    health = await startHealthServer({
+      port: config.healthPort,
+      probes,
+      metrics,
+      onError: (error) => logger.warn({ err: describeError(error) }, 'rendering the metrics failed'),
+    });
+    logger.info({ port: health.port, paths: ['/healthz', '/readyz', '/metrics'] }, 'health server listening');
+  } catch (error) {
+    eventLoop.stop();
+    clearInterval(keepAlive);
+    compiler.close();
+    return configFailure(new ConfigError(`Invalid configuration: HEALTH_PORT ${config.healthPort} cannot be used: ${describeError(error)}`, { variable: 'HEALTH_PORT' }));
+  }
+
   await reporter.announceStreamer(config.streamerName, logger);
   if (!isStopping) {
     try {
@@ -235,6 +287,8 @@ export async function runAgent(): Promise<number> {
   }
   const code = await exit;
   clearInterval(keepAlive);
+  eventLoop.stop();
+  await health.close();
   compiler.close();
   return code;
 }

@@ -2,7 +2,7 @@
  * The folder holding the agent's package.json. Compiled code (dist/src/…) and sources run by tsx
  * (src/…) sit at different depths, so files shipped beside the code (config/) are found from here.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -18,3 +18,6 @@ function findPackageRoot(start: string): string {
 
 export const PACKAGE_ROOT = findPackageRoot(dirname(fileURLToPath(import.meta.url)));
 export const BUILT_IN_MAPPING_PATH = join(PACKAGE_ROOT, 'config', 'default-mapping.json');
+
+/** The agent's version, from its package.json (build info, User-Agent-free logs). */
+export const AGENT_VERSION: string = (JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string }).version;

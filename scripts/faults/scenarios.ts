@@ -61,6 +61,17 @@ function aliveCheck(context: ScenarioContext, agent: AgentProcess, text: string)
   return { ok: exit === undefined, text: exit === undefined ? text : `${text} (it exited: ${JSON.stringify(exit)})` };
 }
 
+/** The status an agent's health server answers on `path`, or undefined when it does not answer. */
+async function probeStatus(agent: AgentProcess, path: '/healthz' | '/readyz'): Promise<number | undefined> {
+  const port = agent.logs.find((line) => line.msg === 'health server listening')?.port;
+  if (typeof port !== 'number') return undefined;
+  try {
+    return (await fetch(`http://127.0.0.1:${port}${path}`)).status;
+  } catch {
+    return undefined;
+  }
+}
+
 function committedCheck(isAllCommitted: boolean): Check {
   return { ok: isAllCommitted, text: 'the agent committed every run after the recovery' };
 }
@@ -245,6 +256,7 @@ async function brokerGone(context: ScenarioContext): Promise<ScenarioOutcome> {
   const uncommitted = load.sent.filter((runId) => !committedIds.has(runId));
   const uncommittedDone = uncommitted.filter((runId) => tally.deliveries.has(runId) && tally.statuses.has(runId)).length;
   const lastComplaintAtMs = logTimeOf(aboutKafka[aboutKafka.length - 1]);
+  const [liveness, readiness] = [await probeStatus(agent, '/healthz'), await probeStatus(agent, '/readyz')];
   return {
     tally,
     lostRunIds,
@@ -252,7 +264,8 @@ async function brokerGone(context: ScenarioContext): Promise<ScenarioOutcome> {
     checks: [
       aliveCheck(context, agent, `the agent is still running ${BROKER_GONE_OBSERVATION_MS / 1000} s after the broker died`),
       { ok: aboutKafka.length > 0, text: `the agent logged at warn/error that Kafka is unreachable (${aboutKafka.length} lines)` },
-      // No readiness endpoint exists yet (README); once one does, check here that it says "not ready".
+      { ok: liveness === 200, text: `the agent is alive: /healthz answered ${String(liveness)}` },
+      { ok: readiness === 503, text: `the agent is not ready: /readyz answered ${String(readiness)}` },
     ],
     notes: [
       `${committed.length} runs committed before the kill: every one delivered and reported counts as kept`,

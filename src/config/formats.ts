@@ -115,7 +115,18 @@ export function choiceFormat(name: string, choices: readonly string[], aliases: 
   };
 }
 
+const tcpPortFormat: Format = {
+  name: 'tcp-port',
+  coerce: numberCoerce,
+  validate: (value: unknown) => {
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 65535) {
+      throw new Error('must be a TCP port, a whole number from 0 to 65535 (0: any free port)');
+    }
+  },
+};
+
 export const AGENT_FORMATS: readonly Format[] = [
+  tcpPortFormat,
   booleanFormat,
   positiveNumberFormat,
   nonNegativeNumberFormat,

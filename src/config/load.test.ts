@@ -41,6 +41,7 @@ describe('loadConfig', () => {
     assert.equal(config.polling.intervalSeconds, 10);
     assert.equal(config.polling.runsBatchSize, 100);
     assert.equal(config.polling.maxFailureDurationSeconds, 3600);
+    assert.equal(config.healthPort, 8080);
   });
 
   it('keeps explicit topics and group, and an empty group falls back to the org id', () => {
@@ -117,6 +118,8 @@ describe('loadConfig', () => {
     ['KAFKA_CONSUMER_SESSION_TIMEOUT_MS', '4.5', /KAFKA_CONSUMER_SESSION_TIMEOUT_MS must be a whole number/],
     ['PORT_API_BASE_URL', 'ftp://api', /PORT_API_BASE_URL must be an http:\/\/ or https:\/\/ URL/],
     ['LOG_LEVEL', 'LOUD', /LOG_LEVEL must be one of/],
+    ['HEALTH_PORT', '70000', /HEALTH_PORT must be a TCP port/],
+    ['HEALTH_PORT', 'http', /HEALTH_PORT must be a TCP port/],
     ['USING_LOCAL_PORT_INSTANCE', 'true', /KAFKA_CONSUMER_BOOTSTRAP_SERVERS is required when USING_LOCAL_PORT_INSTANCE=true/],
     ['KAFKA_CONSUMER_BOOTSTRAP_SERVERS', 'localhost:9092', /KAFKA_CONSUMER_BOOTSTRAP_SERVERS is only used with USING_LOCAL_PORT_INSTANCE=true/],
   ];

@@ -21,6 +21,7 @@ export interface Config {
   detailedLogging: boolean;
   logLevel: RawConfig['logLevel'];
   shutdownGraceMs: number;
+  healthPort: number;
   polling: RawConfig['polling'];
 }
 
@@ -149,6 +150,7 @@ export function loadConfig(env: Environment): Config {
     detailedLogging: raw.detailedLogging,
     logLevel: raw.logLevel,
     shutdownGraceMs: Math.round(raw.shutdownGraceSeconds * 1000),
+    healthPort: raw.healthPort,
     polling: raw.polling,
   };
 }

@@ -58,6 +58,7 @@ export interface RawConfig {
   detailedLogging: boolean;
   logLevel: (typeof LOG_LEVELS)[number];
   shutdownGraceSeconds: number;
+  healthPort: number;
   polling: {
     intervalSeconds: number;
     runsBatchSize: number;
@@ -182,6 +183,12 @@ export const CONFIG_SCHEMA: Schema<RawConfig> = {
     format: 'positive-number',
     default: 25,
     env: 'AGENT_SHUTDOWN_GRACE_SECONDS',
+  },
+  healthPort: {
+    doc: 'Port of the health server: /healthz (liveness), /readyz (readiness), /metrics (Prometheus); 0 picks a free port',
+    format: 'tcp-port',
+    default: 8080,
+    env: 'HEALTH_PORT',
   },
   polling: {
     intervalSeconds: { doc: 'Seconds between polls', format: 'positive-number', default: 10, env: 'POLLING_INTERVAL_SECONDS' },

@@ -5,6 +5,8 @@
 import type { AxiosError, AxiosInstance } from 'axios';
 import { DeliveryError, describeError } from '../errors.js';
 import { headerRecord, parseJsonBody } from '../http-client.js';
+import type { AgentMetrics } from '../health/metrics.js';
+import { statusClassOf } from '../health/metrics.js';
 import type { Logger } from '../log.js';
 import type { RequestSpec } from '../mapping/types.js';
 import type { Semaphore } from '../concurrency/semaphore.js';
@@ -29,6 +31,8 @@ export interface DeliveryContext {
   logger: Logger;
   /** Sent as `Idempotency-Key`, the same on every attempt and redelivery, so a receiver can drop repeats. */
   idempotencyKey: string;
+  /** The W3C `traceparent` of the run (trace-context.ts), sent with every attempt. */
+  traceparent: string;
   /** Hears of each retry before its backoff, e.g. to write a run log line. */
   onRetry?: (notice: RetryNotice) => void | Promise<void>;
 }
@@ -48,6 +52,7 @@ export interface DelivererDeps {
   inFlight: Semaphore;
   /** Per-host limits and circuit breakers. */
   hosts: HostGuard;
+  metrics?: Pick<AgentMetrics, 'requestAttempted' | 'requestRetried'>;
 }
 
 /** The header carrying the run id, identical on every attempt and redelivery (README). */
@@ -109,13 +114,14 @@ function failureFromAxios(error: AxiosError, request: RequestSpec, attempt: numb
 type AttemptValue = { kind: 'response'; response: DeliveryResponse } | { kind: 'failure'; error: DeliveryError };
 
 export function createDeliverer(deps: DelivererDeps): Deliverer {
-  async function send(request: RequestSpec, url: URL, idempotencyKey: string, attemptNumber: number): Promise<AttemptValue> {
+  async function send(request: RequestSpec, url: URL, context: DeliveryContext, attemptNumber: number): Promise<AttemptValue> {
     // SPEC §6: compact JSON, non-ASCII raw; the signature covers exactly these bytes.
     const bodyText = request.body === undefined ? '' : JSON.stringify(request.body);
     const headers: Record<string, string> = {
       'Content-Type': 'application/json',
-      [IDEMPOTENCY_HEADER]: idempotencyKey,
+      [IDEMPOTENCY_HEADER]: context.idempotencyKey,
       ...request.headers,
+      traceparent: context.traceparent,
       ...signatureHeaders(deps.secret, bodyText),
     };
     try {
@@ -149,11 +155,13 @@ export function createDeliverer(deps: DelivererDeps): Deliverer {
     }
     const release = await deps.inFlight.acquire();
     let value: AttemptValue | undefined;
+    const startedAt = performance.now();
     try {
       context.logger.debug({ attempt: attemptNumber }, 'sending request');
-      value = await send(request, url, context.idempotencyKey, attemptNumber);
+      value = await send(request, url, context, attemptNumber);
     } finally {
       release();
+      deps.metrics?.requestAttempted(statusClassOf(value?.kind === 'response' ? value.response.status : undefined), (performance.now() - startedAt) / 1000);
       // A host that answers, even with an error status below 500, is up.
       entry.leave(value !== undefined && value.kind === 'response' && value.response.status < 500);
     }
@@ -181,6 +189,7 @@ export function createDeliverer(deps: DelivererDeps): Deliverer {
       }
       const { value, attempts } = await withRetries((attemptNumber) => attempt(request, url, context, attemptNumber), deps.retryPolicy, async (notice) => {
         context.logger.warn({ attempt: notice.attemptNumber, retriesLeft: notice.retriesLeft, reason: notice.reason }, 'request failed; retrying');
+        deps.metrics?.requestRetried();
         await context.onRetry?.(notice);
       });
       return value.kind === 'response'

@@ -5,6 +5,7 @@
  */
 import type { Deliverer } from '../delivery/send.js';
 import { isSuccessStatus } from '../delivery/send.js';
+import { traceContextFor } from '../delivery/trace-context.js';
 import { MappingError, MessageError, describeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Mapper } from '../mapping/render.js';
@@ -29,6 +30,14 @@ export interface HandlerDeps {
   skipUnmatchedNodeRuns: boolean;
   /** AES key of `fieldsToDecryptPaths`; undefined when the client secret is too short for one. */
   decryptionKey: Buffer | undefined;
+}
+
+/** A `traceparent` among the message's own `headers`, where a producer may have put it. */
+function messageTraceparent(message: unknown): string | undefined {
+  const headers = (message as { headers?: unknown } | null)?.headers;
+  if (typeof headers !== 'object' || headers === null) return undefined;
+  const value = (headers as Record<string, unknown>).traceparent;
+  return typeof value === 'string' ? value : undefined;
 }
 
 function runRefFor(kind: InvocationKind, runId: string | undefined, synchronized: boolean): RunRef | undefined {
@@ -72,12 +81,15 @@ export function createMessageHandler(deps: HandlerDeps): (message: SourceMessage
       if (error instanceof MessageError) return unreadable(error, message.role, logger);
       throw error;
     }
-    const runLogger = classification.runId === undefined ? logger : logger.child({ runId: classification.runId });
     if (classification.kind === 'not-for-agent') {
-      runLogger.info({ reason: classification.reason }, 'message skipped: not for an agent');
+      const skipLogger = classification.runId === undefined ? logger : logger.child({ runId: classification.runId });
+      skipLogger.info({ reason: classification.reason }, 'message skipped: not for an agent');
       return 'skipped';
     }
     const { invocationKind, runId, rawInvocationMethod } = classification;
+    // Issue 6: the run's trace continues one that came with the message (record header first).
+    const trace = traceContextFor(message.traceparent ?? messageTraceparent(plain));
+    const runLogger = logger.child(runId === undefined ? { traceId: trace.traceId } : { runId, traceId: trace.traceId });
 
     // SPEC §4: change-log events are not signed; everything on the runs topic must be.
     if (message.role === 'runs') {
@@ -104,7 +116,7 @@ export function createMessageHandler(deps: HandlerDeps): (message: SourceMessage
     const body = withoutSignatureHeaders(plain as Message, invocationMethod.type);
     // Stable across attempts and redeliveries; change-log events have no run id, their place does.
     const idempotencyKey = runId !== undefined && invocationKind !== 'changelog' ? runId : `${message.topic}-${message.partition}-${message.offset}`;
-    return deliverInvocation(body, invocationKind, invocationMethod, run, idempotencyKey, runLogger);
+    return deliverInvocation(body, invocationKind, invocationMethod, run, { idempotencyKey, traceparent: trace.traceparent }, runLogger);
   }
 
   function decryptForMapping(message: Message, paths: readonly string[], logger: Logger): Message {
@@ -122,7 +134,7 @@ export function createMessageHandler(deps: HandlerDeps): (message: SourceMessage
     kind: InvocationKind,
     invocationMethod: InvocationMethod,
     run: RunRef | undefined,
-    idempotencyKey: string,
+    sent: { idempotencyKey: string; traceparent: string },
     logger: Logger,
   ): Promise<HandleOutcome> {
     try {
@@ -154,7 +166,7 @@ export function createMessageHandler(deps: HandlerDeps): (message: SourceMessage
       if (run) await reporter.sending(run, requestLogger);
       const result = await deliverer.deliver(request, {
         logger: requestLogger,
-        idempotencyKey,
+        ...sent,
         onRetry: run ? (notice) => reporter.retrying(run, notice, requestLogger) : undefined,
       });
 

@@ -11,7 +11,7 @@ import type { OffsetCommitter, PartitionProgress } from './partition-progress.js
 import { describeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { TopicRole } from '../message/invocation.js';
-import type { MessageHandler, Source } from './types.js';
+import type { MessageHandler, PartitionLag, Source, SourceStatus } from './types.js';
 
 export interface KafkaSourceDeps {
   kafka: Kafka;
@@ -42,6 +42,13 @@ function assignedPartitions(assignment: Record<string, number[]>): number {
   return Object.values(assignment).reduce((total, partitions) => total + partitions.length, 0);
 }
 
+/** A `traceparent` record header, as Buffer or string (the first one when repeated). */
+function traceparentHeader(headers: Record<string, Buffer | string | (Buffer | string)[] | undefined> | undefined): string | undefined {
+  const value = headers?.traceparent;
+  const first = Array.isArray(value) ? value[0] : value;
+  return first === undefined ? undefined : first.toString();
+}
+
 export function createKafkaSource(deps: KafkaSourceDeps): Source {
   const logger = deps.logger;
   const roleOf = (topic: string): TopicRole => (topic === deps.changeLogTopic ? 'changelog' : 'runs');
@@ -53,6 +60,16 @@ export function createKafkaSource(deps: KafkaSourceDeps): Source {
   let backoffMs = RESTART_INITIAL_BACKOFF_MS;
   const heartbeatIntervalMs = Math.max(500, Math.floor(deps.sessionTimeoutMs / 10));
   const inHand = createSemaphore(deps.maxInHand);
+  let state: SourceStatus['state'] = 'starting';
+  let lastBrokerAnswerAtMs = Date.now();
+  let lastAttemptAtMs = Date.now();
+  const brokerAnswered = () => {
+    lastBrokerAnswerAtMs = Date.now();
+    lastAttemptAtMs = lastBrokerAnswerAtMs;
+  };
+  const attempted = () => {
+    lastAttemptAtMs = Date.now();
+  };
 
   /**
    * kafkajs reports a failed first join from inside run(), possibly while a rebuild is still
@@ -73,6 +90,7 @@ export function createKafkaSource(deps: KafkaSourceDeps): Source {
   }
 
   async function backOff(): Promise<void> {
+    attempted();
     const waitMs = backoffMs;
     backoffMs = Math.min(backoffMs * 2, RESTART_MAX_BACKOFF_MS);
     await delay(waitMs);
@@ -85,10 +103,14 @@ export function createKafkaSource(deps: KafkaSourceDeps): Source {
       heartbeatInterval: heartbeatIntervalMs,
       maxWaitTimeInMs: deps.fetchMaxWaitMs,
     });
+    for (const answered of [created.events.HEARTBEAT, created.events.FETCH, created.events.COMMIT_OFFSETS]) created.on(answered, brokerAnswered);
+    for (const tried of [created.events.REQUEST_TIMEOUT, created.events.CONNECT, created.events.REBALANCING]) created.on(tried, attempted);
     created.on(created.events.GROUP_JOIN, (event) => {
+      brokerAnswered();
       backoffMs = RESTART_INITIAL_BACKOFF_MS;
       retirePartitions();
       const partitions = assignedPartitions(event.payload.memberAssignment);
+      state = partitions === 0 ? 'standby' : 'consuming';
       if (partitions === 0) {
         // SPEC §2, deliberate difference: another replica holds the partitions; wait for a rebalance.
         logger.info({ groupId: deps.groupId, memberId: event.payload.memberId }, 'joined the consumer group as a standby (no partitions assigned)');
@@ -97,6 +119,8 @@ export function createKafkaSource(deps: KafkaSourceDeps): Source {
       }
     });
     created.on(created.events.CRASH, (event) => {
+      attempted();
+      if (!isStopping) state = 'reconnecting';
       const { error, restart } = event.payload;
       if (restart) {
         logger.warn({ err: describeError(error) }, 'Kafka consumer crashed; kafkajs restarts it');
@@ -134,6 +158,8 @@ export function createKafkaSource(deps: KafkaSourceDeps): Source {
     /** Change-log events of one key stay in order (README); runs are independent. */
     byKey: Map<string, Promise<void>>;
     isRetired: boolean;
+    /** The partition's high watermark at the last fetch, for the lag. */
+    highWatermark: bigint | undefined;
   }
   let partitions = new Map<string, PartitionState>();
   const inFlight = new Set<Promise<void>>();
@@ -154,6 +180,7 @@ export function createKafkaSource(deps: KafkaSourceDeps): Source {
         ),
         byKey: new Map(),
         isRetired: false,
+        highWatermark: undefined,
       };
       state = created;
       partitions.set(id, state);
@@ -182,6 +209,7 @@ export function createKafkaSource(deps: KafkaSourceDeps): Source {
     const { topic, partition } = batch;
     const role = roleOf(topic);
     const state = partitionState(topic, partition, commitOffsetsIfNecessary);
+    state.highWatermark = BigInt(batch.highWatermark);
     const generation = consumer;
     // While this call waits for room, kafkajs sends no heartbeat of its own.
     let isRebalancing = false;
@@ -202,7 +230,7 @@ export function createKafkaSource(deps: KafkaSourceDeps): Source {
         }
         const { offset } = message;
         state.progress.dispatched(offset);
-        const handle = () => onMessage({ topic, partition, offset, role, value: message.value }).then(() => undefined);
+        const handle = () => onMessage({ topic, partition, offset, role, value: message.value, traceparent: traceparentHeader(message.headers) }).then(() => undefined);
         const key = role === 'changelog' && message.key ? message.key.toString('base64') : undefined;
         const handled = key === undefined ? handle() : (state.byKey.get(key) ?? Promise.resolve()).then(handle);
         if (key !== undefined) state.byKey.set(key, handled.catch(() => undefined));
@@ -259,6 +287,7 @@ export function createKafkaSource(deps: KafkaSourceDeps): Source {
   }
 
   async function rebuild(): Promise<void> {
+    state = 'reconnecting';
     const previous = consumer;
     consumer = undefined;
     await previous?.disconnect().catch((error: unknown) => logger.warn({ err: describeError(error) }, 'disconnecting the crashed consumer failed'));
@@ -274,6 +303,7 @@ export function createKafkaSource(deps: KafkaSourceDeps): Source {
     },
     async stop() {
       isStopping = true;
+      state = 'stopped';
       const current = consumer;
       if (!current) return;
       // Take no more messages, let those in hand finish and commit, then leave the group.
@@ -288,6 +318,18 @@ export function createKafkaSource(deps: KafkaSourceDeps): Source {
         );
       const inTime = await Promise.race([finished, delay(deps.shutdownGraceMs).then(() => false)]);
       if (!inTime) logger.warn({ graceMs: deps.shutdownGraceMs, inFlight: inFlight.size }, 'in-flight messages did not finish within the grace period; they will be delivered again');
+    },
+    status() {
+      const lag: PartitionLag[] = [];
+      for (const [id, partitionInHand] of partitions) {
+        if (partitionInHand.highWatermark === undefined) continue;
+        const next = partitionInHand.progress.nextToCommit();
+        if (next === undefined) continue;
+        const separator = id.lastIndexOf(':');
+        const behind = partitionInHand.highWatermark - BigInt(next);
+        lag.push({ topic: id.slice(0, separator), partition: Number(id.slice(separator + 1)), lag: Number(behind > 0n ? behind : 0n) });
+      }
+      return { state, lastBrokerAnswerAtMs, lastAttemptAtMs, messagesInHand: inFlight.size, lag };
     },
   };
 }

@@ -7,6 +7,8 @@ export interface SourceMessage {
   offset: string;
   role: TopicRole;
   value: Buffer | null;
+  /** A W3C `traceparent` that came with the message (a Kafka record header), to continue its trace. */
+  traceparent: string | undefined;
 }
 
 /**
@@ -20,10 +22,38 @@ export type HandleOutcome = 'delivered' | 'failed' | 'skipped' | 'dropped';
 
 export type MessageHandler = (message: SourceMessage) => Promise<HandleOutcome>;
 
+export interface PartitionLag {
+  topic: string;
+  partition: number;
+  /** Messages on the partition past the next offset the source will commit. */
+  lag: number;
+}
+
+/**
+ * What a source says of itself, for probes and metrics.
+ * - starting: connecting for the first time
+ * - consuming: a member of its group with partitions (or, polling, polling)
+ * - standby: a member of its group without partitions, waiting for a rebalance
+ * - reconnecting: lost the broker or the group, trying again
+ * - stopped: stopped on request
+ */
+export interface SourceStatus {
+  state: 'starting' | 'consuming' | 'standby' | 'reconnecting' | 'stopped';
+  /** Last time the broker answered (heartbeat, fetch, join, commit), ms since the epoch. */
+  lastBrokerAnswerAtMs: number;
+  /** Last time the source did anything at all, answered or not (a request, a crash, a retry). */
+  lastAttemptAtMs: number;
+  /** Messages handed to the handler and not finished. */
+  messagesInHand: number;
+  /** Per partition held: messages past the next offset to commit. */
+  lag: readonly PartitionLag[];
+}
+
 /** Where messages come from: Kafka now, Port's polling API later. The source owns commit/ack. */
 export interface Source {
   /** Resolves once consumption has started; messages then flow to the handler. */
   start(handler: MessageHandler): Promise<void>;
   /** Stops taking messages, lets in-flight ones finish within the grace period, commits, disconnects. */
   stop(): Promise<void>;
+  status(): SourceStatus;
 }

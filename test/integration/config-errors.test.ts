@@ -6,6 +6,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
 import { startAgent } from '../support/agent-process.js';
 
@@ -16,6 +18,7 @@ const VALID = {
   USING_LOCAL_PORT_INSTANCE: 'true',
   KAFKA_CONSUMER_BOOTSTRAP_SERVERS: '127.0.0.1:1',
   PORT_API_BASE_URL: 'http://127.0.0.1:1',
+  HEALTH_PORT: '0',
 };
 
 async function expectConfigError(env: Record<string, string>, expected: RegExp, cwd?: string): Promise<void> {
@@ -90,6 +93,17 @@ describe('configuration errors at start', () => {
     const path = join(directory, 'mapping.json');
     writeFileSync(path, JSON.stringify([{ enabled: true }, { enabled: true, reprot: {} }]));
     await expectConfigError({ ...VALID, CONTROL_THE_PAYLOAD_CONFIG_PATH: path }, /Mapping 1, field "reprot": unknown field/);
+  });
+
+  it('exits 2 naming HEALTH_PORT when its port is taken', async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, resolve));
+    const { port } = taken.address() as AddressInfo;
+    try {
+      await expectConfigError({ ...VALID, HEALTH_PORT: String(port) }, new RegExp(`^port-agent: Invalid configuration: HEALTH_PORT ${port} cannot be used: .*EADDRINUSE`));
+    } finally {
+      taken.close();
+    }
   });
 
   it('reads variables from a .env file in the working directory, the real environment winning', async () => {

@@ -18,7 +18,7 @@ import { refusedUrl, startWebhookTarget } from '../support/webhook-target.js';
 import type { WebhookTarget } from '../support/webhook-target.js';
 
 const SECRET = 'delivery-test-secret';
-const context = { logger: createLogger({ level: 'silent' }), idempotencyKey: 'r_delivery_test' };
+const context = { logger: createLogger({ level: 'silent' }), idempotencyKey: 'r_delivery_test', traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' };
 
 function request(url: string, overrides: Partial<RequestSpec> = {}): RequestSpec {
   return { method: 'POST', url, headers: {}, query: {}, body: { hello: 'wörld', n: 1 }, ...overrides };
@@ -141,6 +141,8 @@ describe('delivery under failure (issue 5)', () => {
     assert.ok(Date.now() - startedAt >= 1000, 'waited for Retry-After: 1');
     const keys = target.requests.filter((entry) => entry.path === '/flaky').map((entry) => entry.headers['idempotency-key']);
     assert.deepEqual(keys, ['r_flaky', 'r_flaky', 'r_flaky']);
+    const traceparents = target.requests.filter((entry) => entry.path === '/flaky').map((entry) => entry.headers.traceparent);
+    assert.deepEqual(traceparents, [context.traceparent, context.traceparent, context.traceparent]);
   });
 
   it('gives up after the retries and returns the last answer', async () => {

@@ -33,6 +33,8 @@ export function agentSetup(broker: Broker, port: PortStandIn, extra: Record<stri
     KAFKA_CONSUMER_FETCH_MAX_WAIT_MS: '50',
     WEBHOOK_INVOKER_TIMEOUT: '3',
     LOG_LEVEL: 'DEBUG',
+    // Several agents run at once in some tests: each health server on a free port of its own.
+    HEALTH_PORT: '0',
     ...extra,
   };
   return { orgId, runsTopic: `${orgId}.runs`, changeLogTopic: `${orgId}.change.log`, groupId: orgId, env };
