@@ -39,8 +39,12 @@ export interface AgentProcessOptions {
   cwd?: string;
   /** Extra command-line arguments for the CLI. */
   args?: string[];
-  /** The script to run instead of the built CLI (for testing this helper itself). */
+  /** The script to run instead of the built CLI (this helper's own tests, the production layout's CLI). */
   script?: string;
+  /** Node.js options before the script, e.g. those of the image's entrypoint. */
+  nodeArgs?: string[];
+  /** Run as this user and group (the caller must be root): a non-root agent, as in the image. */
+  runAs?: { uid: number; gid: number };
 }
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -80,10 +84,11 @@ export function startAgent(env: Record<string, string>, options: AgentProcessOpt
     if (value !== undefined) baseEnv[name] = value;
   }
 
-  const child = spawn(process.execPath, [script, ...(options.args ?? [])], {
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), script, ...(options.args ?? [])], {
     cwd,
     env: { ...baseEnv, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    ...options.runAs,
   });
   killOnExit(child);
   const isEchoing = process.env[ECHO_ENV] === '1';
