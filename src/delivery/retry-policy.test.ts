@@ -50,6 +50,47 @@ describe('withRetries', () => {
     assert.ok(second - first >= 150, `waited ${second - first} ms`);
   });
 
+  it('makes one attempt and tells nothing when the first one is done', async () => {
+    let calls = 0;
+    const notices: unknown[] = [];
+    const result = await withRetries(async () => {
+      calls += 1;
+      return { kind: 'done' as const, value: 200 };
+    }, FAST, (notice) => {
+      notices.push(notice);
+    });
+    assert.deepEqual(result, { value: 200, attempts: 1 });
+    assert.equal(calls, 1);
+    assert.deepEqual(notices, []);
+  });
+
+  it('counts the time of the first attempt in the total time bound', async () => {
+    let calls = 0;
+    const result = await withRetries(
+      async () => {
+        calls += 1;
+        await new Promise((resolve) => setTimeout(resolve, 150));
+        return { kind: 'retryable' as const, value: 504, reason: 'slow and failing' };
+      },
+      { retries: 5, minTimeoutMs: 50, maxTimeoutMs: 50, maxRetryTimeMs: 100 },
+    );
+    assert.deepEqual(result, { value: 504, attempts: 1 });
+    assert.equal(calls, 1, 'no retry starts after the budget is spent');
+  });
+
+  it('does not retry an error thrown by a later attempt either', async () => {
+    let calls = 0;
+    await assert.rejects(
+      withRetries(async (attempt) => {
+        calls += 1;
+        if (attempt === 1) return { kind: 'retryable', value: 503, reason: 'status 503' };
+        throw new Error('a bug in attempt 2');
+      }, FAST),
+      /a bug in attempt 2/,
+    );
+    assert.equal(calls, 2);
+  });
+
   it('does not retry an error thrown by the attempt', async () => {
     let calls = 0;
     await assert.rejects(

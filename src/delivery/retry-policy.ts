@@ -68,16 +68,29 @@ export async function withRetries<T>(
   policy: RetryPolicy,
   onRetry: (notice: RetryNotice) => void | Promise<void> = () => undefined,
 ): Promise<{ value: T; attempts: number }> {
-  let attempts = 0;
+  // Most calls succeed at once: the first attempt runs outside p-retry, whose machinery (a
+  // promise chain, closures, a timer check) was a few percent of the agent's CPU per run.
+  const startedAt = Date.now();
+  const first = await attempt(1);
+  if (first.kind === 'done' || policy.retries === 0) return { value: first.value, attempts: 1 };
+  // p-retry takes over from the first failure: its attempt 1 is the one already made, so the
+  // backoff, the notices and the budget are those of one p-retry loop from the start.
+  let known: AttemptOutcome<T> | undefined = first;
+  let attempts = 1;
   try {
     return await pRetry(
       async (attemptNumber) => {
         attempts = attemptNumber;
         let outcome: AttemptOutcome<T>;
-        try {
-          outcome = await attempt(attemptNumber);
-        } catch (error) {
-          throw new AbortError(error instanceof Error ? error : new Error(String(error)));
+        if (known !== undefined) {
+          outcome = known;
+          known = undefined;
+        } else {
+          try {
+            outcome = await attempt(attemptNumber);
+          } catch (error) {
+            throw new AbortError(error instanceof Error ? error : new Error(String(error)));
+          }
         }
         if (outcome.kind === 'retryable') throw new RetryableOutcome(outcome);
         return { value: outcome.value, attempts: attemptNumber };
@@ -88,7 +101,8 @@ export async function withRetries<T>(
         minTimeout: policy.minTimeoutMs,
         maxTimeout: policy.maxTimeoutMs,
         randomize: true,
-        maxRetryTime: policy.maxRetryTimeMs,
+        // The budget counts from the first attempt, made before p-retry started.
+        maxRetryTime: Math.max(0, policy.maxRetryTimeMs - (Date.now() - startedAt)),
         onFailedAttempt: async ({ error, attemptNumber, retriesLeft }) => {
           if (!(error instanceof RetryableOutcome) || retriesLeft === 0) return;
           await onRetry({ attemptNumber, retriesLeft, reason: error.outcome.reason });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parseTraceparent, traceContextFor } from './trace-context.js';
+import { parseTraceparent, pooledRandomBytes, traceContextFor } from './trace-context.js';
 
 const INCOMING = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
 
@@ -40,5 +40,14 @@ describe('traceContextFor', () => {
 
   it('accepts a future version with more fields, and upper case', () => {
     assert.deepEqual(parseTraceparent('01-4BF92F3577B34DA6A3CE929D0E0E4736-00F067AA0BA902B7-01-more'), { traceId: '4bf92f3577b34da6a3ce929d0e0e4736', flags: '01' });
+  });
+});
+
+describe('pooledRandomBytes', () => {
+  it('never hands out the same bytes twice, across refills of the pool', () => {
+    const seen = new Set<string>();
+    for (let index = 0; index < 2_000; index += 1) seen.add(pooledRandomBytes(24).toString('hex'));
+    assert.equal(seen.size, 2_000);
+    assert.equal(pooledRandomBytes(5_000).length, 5_000, 'more than a pool at once');
   });
 });

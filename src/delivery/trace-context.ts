@@ -4,7 +4,7 @@
  * the agent's log lines (`traceId`) into the internal service's traces.
  * https://www.w3.org/TR/trace-context/#traceparent-header
  */
-import { randomBytes } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 
 export interface TraceContext {
   /** 32 lower-case hex digits, on every log line of the run. */
@@ -17,6 +17,22 @@ const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(
 const INVALID_TRACE_ID = '0'.repeat(32);
 const INVALID_PARENT_ID = '0'.repeat(16);
 const SAMPLED = '01';
+/** Random bytes are drawn 4 KiB at a time: one draw per run cost ~20 µs in the agent's profile. */
+const RANDOM_POOL_BYTES = 4096;
+
+let randomPool = Buffer.alloc(0);
+let randomOffset = 0;
+
+/** `size` cryptographically random bytes from a pool refilled when spent; ids need no more than that. */
+export function pooledRandomBytes(size: number): Buffer {
+  if (randomOffset + size > randomPool.length) {
+    randomPool = randomFillSync(Buffer.allocUnsafe(Math.max(RANDOM_POOL_BYTES, size)));
+    randomOffset = 0;
+  }
+  const bytes = randomPool.subarray(randomOffset, randomOffset + size);
+  randomOffset += size;
+  return bytes;
+}
 
 /** The trace id and flags of a valid `traceparent`, else undefined (then a new trace starts). */
 export function parseTraceparent(header: string | undefined): { traceId: string; flags: string } | undefined {
@@ -30,7 +46,7 @@ export function parseTraceparent(header: string | undefined): { traceId: string;
   return { traceId, flags };
 }
 
-export function traceContextFor(incoming: string | undefined, random: (size: number) => Buffer = randomBytes): TraceContext {
+export function traceContextFor(incoming: string | undefined, random: (size: number) => Buffer = pooledRandomBytes): TraceContext {
   const parent = parseTraceparent(incoming);
   const traceId = parent?.traceId ?? random(16).toString('hex');
   const spanId = random(8).toString('hex');
