@@ -506,6 +506,36 @@ function problemsOf(sample: Sample, observation: Observation): string[] {
   return problems;
 }
 
+/** What the agent's health server says now: its probes and a few counters from /metrics. */
+async function healthSnapshot(agentLogs: AgentLogLine[]): Promise<string> {
+  const port = agentLogs.find((line) => line.msg === 'health server listening')?.port;
+  if (typeof port !== 'number') return red('the agent did not log its health server port');
+  const get = async (path: string) => {
+    const response = await fetch(`http://127.0.0.1:${port}${path}`);
+    return { status: response.status, text: await response.text() };
+  };
+  try {
+    const [liveness, readiness, metrics] = [await get('/healthz'), await get('/readyz'), await get('/metrics')];
+    const total = (name: string, label: string): string => {
+      const counts = new Map<string, number>();
+      for (const line of metrics.text.split('\n')) {
+        if (!line.startsWith(`${name}{`)) continue;
+        const key = new RegExp(`${label}="([^"]*)"`).exec(line)?.[1] ?? '?';
+        counts.set(key, (counts.get(key) ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1)));
+      }
+      return [...counts].map(([key, count]) => `${key} ${count}`).join(', ');
+    };
+    return (
+      `health on :${port}: /healthz ${liveness.status}, /readyz ${readiness.status} · ` +
+      `port_agent_messages_total: ${total('port_agent_messages_total', 'outcome')} · ` +
+      `webhook attempts: ${total('port_agent_webhook_requests_total', 'status_class')} · ` +
+      `Port API calls: ${total('port_agent_port_api_calls_total', 'status_class')}`
+    );
+  } catch (error) {
+    return red(`the health server did not answer: ${describeError(error)}`);
+  }
+}
+
 // ─── the summary ───────────────────────────────────────────────────────────────────────────────
 
 function describeService(observation: Observation): string {
@@ -636,6 +666,7 @@ async function main(): Promise<number> {
     return EXIT_INTERRUPTED;
   }
 
+  const health = agent.exit() === undefined ? await healthSnapshot(agent.logs) : undefined;
   if (agent.exit() === undefined) say('▶ stopping the agent with SIGTERM…');
   const exit = await agent.stop(AGENT_STOP_TIMEOUT_MS);
   say(`  the agent stopped: ${describeExit(exit)}`);
@@ -673,6 +704,7 @@ async function main(): Promise<number> {
       `reported ${bold(String(reported))} (expected ${expectedReported}) · Port token requests ${bold(String(tokenRequests))} · ` +
       `signatures verified by the service ${signedRequests}/${service.requests.length}`,
   );
+  if (health !== undefined) say(health);
   say(`agent: ${agent.logs.length} log lines (${warnings} warnings, ${errors} errors: failed runs are logged as errors), ${describeExit(exit)}${isAgentOk ? '' : red(' — expected exit code 0 after SIGTERM')}`);
 
   const isSuccess = !hasWaitFailed && isAgentOk && rows.every((row) => row.problems.length === 0);
