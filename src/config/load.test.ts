@@ -42,6 +42,39 @@ describe('loadConfig', () => {
     assert.equal(config.polling.runsBatchSize, 100);
     assert.equal(config.polling.maxFailureDurationSeconds, 3600);
     assert.equal(config.healthPort, 8080);
+    assert.deepEqual(config.webhook.allowedTargets, []);
+    assert.equal(config.maxMessageAgeMs, undefined);
+    assert.deepEqual(config.network, { httpProxy: undefined, httpsProxy: undefined, noProxy: '', extraCaFiles: [] });
+  });
+
+  it('reads the allow-list, the replay window, proxies (lower case first) and CA files', () => {
+    const config = loadConfig({
+      ...REQUIRED,
+      WEBHOOK_ALLOWED_HOSTS: ' deploy.internal , *.corp.internal,https://api.internal/hooks ',
+      AGENT_MAX_MESSAGE_AGE_SECONDS: '300',
+      HTTPS_PROXY: 'http://upper.proxy:3128',
+      https_proxy: 'http://lower.proxy:3128',
+      HTTP_PROXY: 'http://plain.proxy:3128',
+      NO_PROXY: '.svc,localhost',
+      NODE_EXTRA_CA_CERTS: '/etc/ca/extra.pem',
+      REQUESTS_CA_BUNDLE: '/etc/ca/bundle.pem',
+    });
+    assert.deepEqual(config.webhook.allowedTargets, ['deploy.internal', '*.corp.internal', 'https://api.internal/hooks']);
+    assert.equal(config.maxMessageAgeMs, 300_000);
+    assert.deepEqual(config.network, {
+      httpProxy: 'http://plain.proxy:3128',
+      httpsProxy: 'http://lower.proxy:3128',
+      noProxy: '.svc,localhost',
+      extraCaFiles: [
+        { variable: 'NODE_EXTRA_CA_CERTS', path: '/etc/ca/extra.pem' },
+        { variable: 'REQUESTS_CA_BUNDLE', path: '/etc/ca/bundle.pem' },
+      ],
+    });
+  });
+
+  it('never prints a proxy URL, which may hold a password', () => {
+    const error = configError({ ...REQUIRED, HTTP_PROXY: 'not a url with s3cr3t' });
+    assert.doesNotMatch(error.message, /s3cr3t/);
   });
 
   it('keeps explicit topics and group, and an empty group falls back to the org id', () => {
@@ -119,6 +152,9 @@ describe('loadConfig', () => {
     ['PORT_API_BASE_URL', 'ftp://api', /PORT_API_BASE_URL must be an http:\/\/ or https:\/\/ URL/],
     ['LOG_LEVEL', 'LOUD', /LOG_LEVEL must be one of/],
     ['HEALTH_PORT', '70000', /HEALTH_PORT must be a TCP port/],
+    ['WEBHOOK_ALLOWED_HOSTS', 'ok.internal, ftp://files', /WEBHOOK_ALLOWED_HOSTS must list hosts .* \(got "ftp:\/\/files"\)/],
+    ['AGENT_MAX_MESSAGE_AGE_SECONDS', '-1', /AGENT_MAX_MESSAGE_AGE_SECONDS must be a number, 0 or more/],
+    ['HTTPS_PROXY', 'socks5://user:pw@proxy:1080', /^Invalid configuration: HTTPS_PROXY must be an http:\/\/ or https:\/\/ proxy URL$/],
     ['HEALTH_PORT', 'http', /HEALTH_PORT must be a TCP port/],
     ['USING_LOCAL_PORT_INSTANCE', 'true', /KAFKA_CONSUMER_BOOTSTRAP_SERVERS is required when USING_LOCAL_PORT_INSTANCE=true/],
     ['KAFKA_CONSUMER_BOOTSTRAP_SERVERS', 'localhost:9092', /KAFKA_CONSUMER_BOOTSTRAP_SERVERS is only used with USING_LOCAL_PORT_INSTANCE=true/],

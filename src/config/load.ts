@@ -3,6 +3,7 @@
  * every variable that is wrong and what is expected. Pure: the caller passes the environment.
  */
 import convict from 'convict';
+import { invalidTargetEntries } from '../delivery/target-policy.js';
 import { ConfigError } from '../errors.js';
 import { AGENT_FORMATS } from './formats.js';
 import { CHOICE_FORMATS, CONFIG_SCHEMA } from './schema.js';
@@ -16,7 +17,18 @@ export interface Config {
   kafka: Omit<RawConfig['kafka'], 'bootstrapServers'> & { bootstrapServers: string[] };
   /** `isExplicit`: the path came from CONTROL_THE_PAYLOAD_CONFIG_PATH, so a missing file is an error. */
   mapping: RawConfig['mapping'] & { isExplicit: boolean };
-  webhook: { timeoutMs: number; verifySsl: boolean; maxInFlightPerHost: number; maxRetries: number; retryMaxTimeMs: number };
+  webhook: {
+    timeoutMs: number;
+    verifySsl: boolean;
+    maxInFlightPerHost: number;
+    maxRetries: number;
+    retryMaxTimeMs: number;
+    /** WEBHOOK_ALLOWED_HOSTS entries; empty: any http(s) URL. */
+    allowedTargets: string[];
+  };
+  /** AGENT_MAX_MESSAGE_AGE_SECONDS; undefined: no replay window. */
+  maxMessageAgeMs: number | undefined;
+  network: NetworkConfig;
   maxInFlight: number;
   detailedLogging: boolean;
   logLevel: RawConfig['logLevel'];
@@ -25,11 +37,21 @@ export interface Config {
   polling: RawConfig['polling'];
 }
 
+/** Proxies (lower-case variables win, as curl and the official agent's HTTP library do) and extra CA files. */
+export interface NetworkConfig {
+  httpProxy: string | undefined;
+  httpsProxy: string | undefined;
+  noProxy: string;
+  /** PEM files to trust besides the system CAs, with the variable that named each. */
+  extraCaFiles: { variable: 'NODE_EXTRA_CA_CERTS' | 'REQUESTS_CA_BUNDLE'; path: string }[];
+}
+
 for (const format of [...AGENT_FORMATS, ...CHOICE_FORMATS]) convict.addFormat(format);
 
-/** Schema key path (`kafka.runsTopic`) → environment variable name. */
-const VARIABLE_BY_KEY = collectVariables(CONFIG_SCHEMA as unknown as SchemaNode, '');
-const SENSITIVE_KEYS = collectSensitive(CONFIG_SCHEMA as unknown as SchemaNode, '');
+/** Schema key path (`kafka.runsTopic`) → environment variable name, in schema order. */
+export const VARIABLE_BY_KEY: ReadonlyMap<string, string> = collectVariables(CONFIG_SCHEMA as unknown as SchemaNode, '');
+/** Schema key paths marked `sensitive`: their values are never shown. */
+export const SENSITIVE_KEYS: ReadonlySet<string> = collectSensitive(CONFIG_SCHEMA as unknown as SchemaNode, '');
 
 interface SchemaNode {
   [key: string]: unknown;
@@ -75,6 +97,28 @@ function describeProblems(report: string): string[] {
     });
 }
 
+function isHttpUrl(value: string): boolean {
+  try {
+    const url = new URL(value);
+    return url.protocol === 'http:' || url.protocol === 'https:';
+  } catch {
+    return false;
+  }
+}
+
+function networkConfig(raw: RawConfig['network']): NetworkConfig {
+  const pick = (lower: string, upper: string): string | undefined => (lower.trim() || upper.trim() || undefined);
+  const extraCaFiles: NetworkConfig['extraCaFiles'] = [];
+  if (raw.nodeExtraCaCerts.trim() !== '') extraCaFiles.push({ variable: 'NODE_EXTRA_CA_CERTS', path: raw.nodeExtraCaCerts.trim() });
+  if (raw.requestsCaBundle.trim() !== '') extraCaFiles.push({ variable: 'REQUESTS_CA_BUNDLE', path: raw.requestsCaBundle.trim() });
+  return {
+    httpProxy: pick(raw.httpProxyLower, raw.httpProxy),
+    httpsProxy: pick(raw.httpsProxyLower, raw.httpsProxy),
+    noProxy: raw.noProxyLower.trim() || raw.noProxy.trim(),
+    extraCaFiles,
+  };
+}
+
 function splitList(value: string): string[] {
   return value
     .split(',')
@@ -100,6 +144,21 @@ function crossFieldProblems(raw: RawConfig, env: Environment): string[] {
     if (!/^[^\s:]+:\d{1,5}$/.test(server)) {
       problems.push(`KAFKA_CONSUMER_BOOTSTRAP_SERVERS must be host:port entries (got "${server}")`);
     }
+  }
+  const invalidTargets = invalidTargetEntries(splitList(raw.webhook.allowedHosts));
+  if (invalidTargets.length > 0) {
+    problems.push(
+      `WEBHOOK_ALLOWED_HOSTS must list hosts (svc.internal, *.corp.internal, host:port) or http(s) URL prefixes without query (got ${invalidTargets.map((item) => JSON.stringify(item)).join(', ')})`,
+    );
+  }
+  for (const [variable, value] of [
+    ['http_proxy', raw.network.httpProxyLower],
+    ['HTTP_PROXY', raw.network.httpProxy],
+    ['https_proxy', raw.network.httpsProxyLower],
+    ['HTTPS_PROXY', raw.network.httpsProxy],
+  ] as const) {
+    // Never the value: a proxy URL may carry a password.
+    if (value.trim() !== '' && !isHttpUrl(value.trim())) problems.push(`${variable} must be an http:// or https:// proxy URL`);
   }
   if (env.CONTROL_THE_PAYLOAD_CONFIG_PATH !== undefined && raw.mapping.path.trim() === '') {
     problems.push('CONTROL_THE_PAYLOAD_CONFIG_PATH must not be empty when set');
@@ -145,7 +204,10 @@ export function loadConfig(env: Environment): Config {
       maxInFlightPerHost: raw.webhook.maxInFlightPerHost,
       maxRetries: raw.webhook.maxRetries,
       retryMaxTimeMs: Math.round(raw.webhook.retryMaxTimeSeconds * 1000),
+      allowedTargets: splitList(raw.webhook.allowedHosts),
     },
+    maxMessageAgeMs: raw.maxMessageAgeSeconds > 0 ? Math.round(raw.maxMessageAgeSeconds * 1000) : undefined,
+    network: networkConfig(raw.network),
     maxInFlight: raw.maxInFlight,
     detailedLogging: raw.detailedLogging,
     logLevel: raw.logLevel,
@@ -159,7 +221,7 @@ export function loadConfig(env: Environment): Config {
  * Variables whose values are the agent's own secrets. SPEC §5: expressions may read the
  * environment, except these (the official agent exposes everything).
  */
-const SECRET_VARIABLES = new Set(['PORT_CLIENT_SECRET', 'PORT_CLIENT_ID', 'KAFKA_CONSUMER_PASSWORD', 'KAFKA_CONSUMER_USERNAME']);
+export const SECRET_VARIABLES: ReadonlySet<string> = new Set(['PORT_CLIENT_SECRET', 'PORT_CLIENT_ID', 'KAFKA_CONSUMER_PASSWORD', 'KAFKA_CONSUMER_USERNAME']);
 
 /** The environment as mapping expressions see it: every variable but the agent's secrets. */
 export function expressionEnvironment(env: Environment): Readonly<Record<string, string>> {

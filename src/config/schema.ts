@@ -53,7 +53,18 @@ export interface RawConfig {
     fetchMaxWaitMs: number;
   };
   mapping: { path: string; dialect: (typeof MAPPING_DIALECTS)[number]; skipUnmatchedNodeRuns: boolean };
-  webhook: { timeoutSeconds: number; verifySsl: boolean; maxInFlightPerHost: number; maxRetries: number; retryMaxTimeSeconds: number };
+  webhook: { timeoutSeconds: number; verifySsl: boolean; maxInFlightPerHost: number; maxRetries: number; retryMaxTimeSeconds: number; allowedHosts: string };
+  maxMessageAgeSeconds: number;
+  network: {
+    httpProxy: string;
+    httpProxyLower: string;
+    httpsProxy: string;
+    httpsProxyLower: string;
+    noProxy: string;
+    noProxyLower: string;
+    nodeExtraCaCerts: string;
+    requestsCaBundle: string;
+  };
   maxInFlight: number;
   detailedLogging: boolean;
   logLevel: (typeof LOG_LEVELS)[number];
@@ -164,6 +175,30 @@ export const CONFIG_SCHEMA: Schema<RawConfig> = {
       default: 60,
       env: 'WEBHOOK_RETRY_MAX_TIME_SECONDS',
     },
+    allowedHosts: {
+      doc: 'Comma-separated hosts (svc.internal, *.corp.internal, host:port) or URL prefixes (https://api.internal/hooks) runs may be sent to; empty: any',
+      format: 'optional-string',
+      default: '',
+      env: 'WEBHOOK_ALLOWED_HOSTS',
+    },
+  },
+  maxMessageAgeSeconds: {
+    doc: 'Drop runs-topic messages whose X-Port-Timestamp is older than this (replay window); 0: off',
+    format: 'non-negative-number',
+    default: 0,
+    env: 'AGENT_MAX_MESSAGE_AGE_SECONDS',
+  },
+  // SPEC §1: the standard proxy and CA variables, in both cases where tools use both. Proxy URLs
+  // may carry a password, so they are never printed.
+  network: {
+    httpProxy: { doc: 'Proxy for http:// requests', format: 'optional-string', default: '', env: 'HTTP_PROXY', sensitive: true },
+    httpProxyLower: { doc: 'Proxy for http:// requests (wins over HTTP_PROXY)', format: 'optional-string', default: '', env: 'http_proxy', sensitive: true },
+    httpsProxy: { doc: 'Proxy for https:// requests (CONNECT)', format: 'optional-string', default: '', env: 'HTTPS_PROXY', sensitive: true },
+    httpsProxyLower: { doc: 'Proxy for https:// requests (wins over HTTPS_PROXY)', format: 'optional-string', default: '', env: 'https_proxy', sensitive: true },
+    noProxy: { doc: 'Hosts reached without the proxy', format: 'optional-string', default: '', env: 'NO_PROXY' },
+    noProxyLower: { doc: 'Hosts reached without the proxy (wins over NO_PROXY)', format: 'optional-string', default: '', env: 'no_proxy' },
+    nodeExtraCaCerts: { doc: 'PEM file of extra trusted CAs (read by Node.js itself too)', format: 'optional-string', default: '', env: 'NODE_EXTRA_CA_CERTS' },
+    requestsCaBundle: { doc: 'PEM file of extra trusted CAs (the official agent\'s variable)', format: 'optional-string', default: '', env: 'REQUESTS_CA_BUNDLE' },
   },
   maxInFlight: {
     doc: 'Requests to internal services at once, across and within partitions',

@@ -11,6 +11,7 @@ import type { Logger } from '../log.js';
 import type { RequestSpec } from '../mapping/types.js';
 import type { Semaphore } from '../concurrency/semaphore.js';
 import type { HostGuard } from './host-guard.js';
+import type { TargetPolicy } from './target-policy.js';
 import { isRetryableStatus, retryAfterMs, withRetries } from './retry-policy.js';
 import type { AttemptOutcome, RetryNotice, RetryPolicy } from './retry-policy.js';
 import { signatureHeaders } from './sign.js';
@@ -53,6 +54,8 @@ export interface DelivererDeps {
   /** Per-host limits and circuit breakers. */
   hosts: HostGuard;
   metrics?: Pick<AgentMetrics, 'requestAttempted' | 'requestRetried'>;
+  /** WEBHOOK_ALLOWED_HOSTS; absent: any http(s) URL. */
+  targets?: TargetPolicy;
 }
 
 /** The header carrying the run id, identical on every attempt and redelivery (README). */
@@ -186,6 +189,12 @@ export function createDeliverer(deps: DelivererDeps): Deliverer {
           url: request.url, method: request.method, attempt: 1, code: 'INVALID_URL', retriable: false, cause: error,
         });
         return { kind: 'failure', error: invalid, attempts: 1, durationMs: elapsed() };
+      }
+      if (deps.targets && !deps.targets.allows(url)) {
+        const refused = new DeliveryError(`the agent refused it: ${url.host} is not allowed by WEBHOOK_ALLOWED_HOSTS`, {
+          url: request.url, method: request.method, attempt: 1, code: 'NOT_ALLOWED', retriable: false,
+        });
+        return { kind: 'failure', error: refused, attempts: 1, durationMs: elapsed() };
       }
       const { value, attempts } = await withRetries((attemptNumber) => attempt(request, url, context, attemptNumber), deps.retryPolicy, async (notice) => {
         context.logger.warn({ attempt: notice.attemptNumber, retriesLeft: notice.retriesLeft, reason: notice.reason }, 'request failed; retrying');

@@ -30,6 +30,16 @@ export interface HandlerDeps {
   skipUnmatchedNodeRuns: boolean;
   /** AES key of `fieldsToDecryptPaths`; undefined when the client secret is too short for one. */
   decryptionKey: Buffer | undefined;
+  /** AGENT_MAX_MESSAGE_AGE_SECONDS: signed messages older than this are dropped (replay window). */
+  maxMessageAgeMs?: number | undefined;
+  now?: () => number;
+}
+
+/** How old a signed message is, from its `X-Port-Timestamp` (seconds); undefined without one. */
+function messageAgeMs(message: unknown, nowMs: number): number | undefined {
+  const headers = (message as { headers?: unknown } | null)?.headers;
+  const timestamp = typeof headers === 'object' && headers !== null ? (headers as Record<string, unknown>)['X-Port-Timestamp'] : undefined;
+  return typeof timestamp === 'number' && Number.isFinite(timestamp) ? nowMs - timestamp * 1000 : undefined;
 }
 
 /** A `traceparent` among the message's own `headers`, where a producer may have put it. */
@@ -47,6 +57,7 @@ function runRefFor(kind: InvocationKind, runId: string | undefined, synchronized
 
 export function createMessageHandler(deps: HandlerDeps): (message: SourceMessage) => Promise<HandleOutcome> {
   const { mapper, deliverer, reporter, secret } = deps;
+  const now = deps.now ?? Date.now;
 
   /** A message we cannot read: log with its location, and report FAILURE when a run id is visible. */
   async function unreadable(error: MessageError, role: TopicRole, logger: Logger): Promise<HandleOutcome> {
@@ -100,6 +111,12 @@ export function createMessageHandler(deps: HandlerDeps): (message: SourceMessage
         if (invocationKind === 'node-run' && runId !== undefined) {
           await reporter.failed({ kind: 'node-run', runId, synchronized: false }, 'The agent rejected the message: its signature is invalid.', runLogger);
         }
+        return 'dropped';
+      }
+      const ageMs = deps.maxMessageAgeMs === undefined ? undefined : messageAgeMs(plain, now());
+      if (deps.maxMessageAgeMs !== undefined && (ageMs === undefined || ageMs > deps.maxMessageAgeMs)) {
+        // A replayed message: acting on it, or reporting on a run long finished, would do harm.
+        runLogger.warn({ ageSeconds: ageMs === undefined ? undefined : Math.round(ageMs / 1000), maxAgeSeconds: deps.maxMessageAgeMs / 1000 }, 'message dropped: older than AGENT_MAX_MESSAGE_AGE_SECONDS');
         return 'dropped';
       }
     }

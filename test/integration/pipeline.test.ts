@@ -20,6 +20,7 @@ import { testDeliverer } from '../support/deliverer.js';
 import { actionRunMessage, nodeRunMessage, signed } from '../support/messages.js';
 import { startPortStandIn } from '../support/port-stand-in.js';
 import type { PortStandIn } from '../support/port-stand-in.js';
+import { signedMessageBytes } from '../support/signed-message.js';
 import { startWebhookTarget } from '../support/webhook-target.js';
 import type { WebhookTarget } from '../support/webhook-target.js';
 
@@ -43,7 +44,7 @@ describe('the pipeline ends every run the mapping cannot serve', () => {
     await port.close();
   });
 
-  function handler(mappings: unknown, options: { skipUnmatchedNodeRuns?: boolean } = {}) {
+  function handler(mappings: unknown, options: { skipUnmatchedNodeRuns?: boolean; maxMessageAgeMs?: number; allowedTargets?: string[] } = {}) {
     const destination = new Writable({
       write(chunk: Buffer, _encoding, done) {
         for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) lines.push(JSON.parse(line) as Record<string, unknown>);
@@ -54,12 +55,13 @@ describe('the pipeline ends every run the mapping cannot serve', () => {
     const http = createHttpTransport(port.url, { verifyTls: true, userAgent: 'port-agent', maxSocketsPerHost: 32 });
     return createMessageHandler({
       mapper: createMapper(compileMappings(mappings, createJsonataCompiler({}))),
-      deliverer: testDeliverer({ secret: port.clientSecret, timeoutMs: 2000 }),
+      deliverer: testDeliverer({ secret: port.clientSecret, timeoutMs: 2000, allowedTargets: options.allowedTargets }),
       reporter: createReporter({ port: createPortClient({ http, clientId: port.clientId, clientSecret: port.clientSecret, logger }), detailedLogging: true }),
       logger,
       secret: port.clientSecret,
       skipUnmatchedNodeRuns: options.skipUnmatchedNodeRuns ?? false,
       decryptionKey: decryptionKey(port.clientSecret),
+      maxMessageAgeMs: options.maxMessageAgeMs,
     });
   }
 
@@ -83,6 +85,28 @@ describe('the pipeline ends every run the mapping cannot serve', () => {
     assert.match(patch?.summary ?? '', /^The payload mapping failed: Mapping 0, field "body.count": the expression failed: Unable to cast value to a number: "1.4.2"/);
     assert.deepEqual(port.actionRunLogs('r_bad_expression'), ['An action message has been received', 'Preparing the payload for the request', patch?.summary]);
     assert.equal(target.requests.filter((request) => request.path === '/never').length, 0);
+  });
+
+  it('drops a signed message older than the replay window, sending and reporting nothing', async () => {
+    const anHourAgo = Math.floor(Date.now() / 1000) - 3600;
+    const old = signedMessageBytes(actionRunMessage({ runId: 'r_replayed', url: `${target.url}/replayed` }), port.clientSecret, anHourAgo);
+    const outcome = await handler([{}], { maxMessageAgeMs: 300_000 })({ ...onRuns({}, '30'), value: Buffer.from(old) });
+    assert.equal(outcome, 'dropped');
+    assert.equal(target.requests.filter((request) => request.path === '/replayed').length, 0);
+    assert.equal(port.apiCallsForRun('r_replayed').length, 0, 'a replayed run is long finished: no report');
+    const warning = lines.find((line) => line.msg === 'message dropped: older than AGENT_MAX_MESSAGE_AGE_SECONDS' && line.runId === 'r_replayed');
+    assert.equal(warning?.ageSeconds, 3600);
+    assert.equal(await handler([{}], { maxMessageAgeMs: 300_000 })(onRuns(actionRunMessage({ runId: 'r_fresh', url: `${target.url}/fresh` }), '31')), 'delivered');
+  });
+
+  it('refuses a run aimed outside WEBHOOK_ALLOWED_HOSTS and reports FAILURE saying so', async () => {
+    const allowedTargets = [new URL(target.url).host];
+    const outside = 'http://10.255.255.1:9/steal';
+    assert.equal(await handler([{}], { allowedTargets })(onRuns(actionRunMessage({ runId: 'r_outside', url: outside, synchronized: true }), '32')), 'failed');
+    const [patch] = port.actionRunPatches('r_outside') as { status: string; summary: string }[];
+    assert.equal(patch?.status, 'FAILURE');
+    assert.equal(patch?.summary, 'The agent could not deliver the request to POST http://10.255.255.1:9/steal: the agent refused it: 10.255.255.1:9 is not allowed by WEBHOOK_ALLOWED_HOSTS (after 1 attempt).');
+    assert.equal(await handler([{}], { allowedTargets })(onRuns(actionRunMessage({ runId: 'r_inside', url: `${target.url}/inside` }), '33')), 'delivered');
   });
 
   it('sends a field that cannot be decrypted as it was, warning without the value', async () => {

@@ -3,6 +3,7 @@ import { createSemaphore } from '../../src/concurrency/semaphore.js';
 import { createHostGuard } from '../../src/delivery/host-guard.js';
 import { createDeliverer } from '../../src/delivery/send.js';
 import type { Deliverer } from '../../src/delivery/send.js';
+import { createTargetPolicy } from '../../src/delivery/target-policy.js';
 import { createHttpClient } from '../../src/http-client.js';
 
 export interface TestDelivererOptions {
@@ -12,15 +13,18 @@ export interface TestDelivererOptions {
   retries?: number;
   maxInFlight?: number;
   perHostLimit?: number;
+  /** WEBHOOK_ALLOWED_HOSTS entries; absent or empty: any URL. */
+  allowedTargets?: string[] | undefined;
 }
 
 export function testDeliverer(options: TestDelivererOptions): Deliverer {
   return createDeliverer({
-    http: createHttpClient({ verifyTls: options.verifyTls ?? true, userAgent: 'port-agent', maxSocketsPerHost: 100  }),
+    http: createHttpClient({ verifyTls: options.verifyTls ?? true, userAgent: 'port-agent', maxSocketsPerHost: 100 }),
     secret: options.secret,
     timeoutMs: options.timeoutMs ?? 5000,
     retryPolicy: { retries: options.retries ?? 0, minTimeoutMs: 10, maxTimeoutMs: 50, maxRetryTimeMs: 10_000 },
     inFlight: createSemaphore(options.maxInFlight ?? 100),
     hosts: createHostGuard({ perHostLimit: options.perHostLimit ?? 100 }),
+    targets: createTargetPolicy(options.allowedTargets ?? []),
   });
 }
