@@ -12,7 +12,12 @@ import http from 'node:http';
 import https from 'node:https';
 import axios from 'axios';
 import type { AxiosInstance } from 'axios';
-import { Agent } from 'undici';
+import { HttpProxyAgent } from 'http-proxy-agent';
+import { HttpsProxyAgent } from 'https-proxy-agent';
+import { Agent, EnvHttpProxyAgent } from 'undici';
+import type { Dispatcher } from 'undici';
+import { createProxyRouter, hasProxy } from './proxy-routing.js';
+import type { ProxySettings } from './proxy-routing.js';
 
 /** Responses larger than this are cut off: a runaway service must not exhaust the agent's memory. */
 export const MAX_RESPONSE_BYTES = 10 * 1024 * 1024;
@@ -24,12 +29,72 @@ export interface HttpClientOptions {
   userAgent: string;
   /** Open connections per host; more calls wait for one (each socket costs buffers). */
   maxSocketsPerHost: number;
+  /** HTTP(S)_PROXY and NO_PROXY (SPEC §1); absent: direct connections. */
+  proxy?: ProxySettings | undefined;
+  /** The CAs to trust (tls-trust.ts); absent: Node's defaults (which include NODE_EXTRA_CA_CERTS). */
+  ca?: string[] | undefined;
+}
+
+/**
+ * https-proxy-agent opens the TLS connection to the service with the request's options only, not
+ * the agent's: the CAs and the verification switch are added to each connection here.
+ */
+class TlsTrustingProxyAgent extends HttpsProxyAgent<string> {
+  constructor(
+    proxyUrl: string,
+    options: ConstructorParameters<typeof HttpsProxyAgent<string>>[1],
+    private readonly tls: { rejectUnauthorized: boolean; ca?: string[] | undefined },
+  ) {
+    super(proxyUrl, options);
+  }
+
+  override connect(request: http.ClientRequest, options: Parameters<HttpsProxyAgent<string>['connect']>[1]): ReturnType<HttpsProxyAgent<string>['connect']> {
+    const trusting = { ...options, rejectUnauthorized: this.tls.rejectUnauthorized, ...(this.tls.ca ? { ca: this.tls.ca } : {}) } as typeof options;
+    return super.connect(request, trusting);
+  }
+}
+
+/**
+ * axios' own proxy support reads the environment and sends https:// requests to the proxy in the
+ * clear instead of tunnelling them (CONNECT); it is turned off, and each request gets the agent of
+ * its route instead: a tunnelling agent for https, an absolute-form agent for http.
+ */
+function routeThroughProxies(client: AxiosInstance, options: HttpClientOptions & { proxy: ProxySettings }): void {
+  const proxyFor = createProxyRouter(options.proxy);
+  const agents = new Map<string, http.Agent>();
+  const agentFor = (proxyUrl: string, protocol: string): http.Agent => {
+    const key = `${protocol}${proxyUrl}`;
+    let agent = agents.get(key);
+    if (!agent) {
+      const common = { keepAlive: true, maxSockets: options.maxSocketsPerHost, scheduling: 'lifo' as const };
+      agent =
+        protocol === 'https:'
+          ? new TlsTrustingProxyAgent(proxyUrl, { ...common, ...(options.ca ? { ca: options.ca } : {}) }, { rejectUnauthorized: options.verifyTls, ca: options.ca })
+          : new HttpProxyAgent(proxyUrl, common);
+      agents.set(key, agent);
+    }
+    return agent;
+  };
+  client.interceptors.request.use(
+    (config) => {
+      const url = new URL(config.url ?? '');
+      const proxyUrl = proxyFor(url);
+      if (proxyUrl !== undefined) {
+        if (url.protocol === 'https:') config.httpsAgent = agentFor(proxyUrl, 'https:');
+        else config.httpAgent = agentFor(proxyUrl, 'http:');
+      }
+      return config;
+    },
+    undefined,
+    { synchronous: true },
+  );
 }
 
 export function createHttpClient(options: HttpClientOptions): AxiosInstance {
-  return axios.create({
+  const client = axios.create({
     httpAgent: new http.Agent({ keepAlive: true, maxSockets: options.maxSocketsPerHost, scheduling: 'lifo' }),
-    httpsAgent: new https.Agent({ keepAlive: true, maxSockets: options.maxSocketsPerHost, scheduling: 'lifo', rejectUnauthorized: options.verifyTls }),
+    httpsAgent: new https.Agent({ keepAlive: true, maxSockets: options.maxSocketsPerHost, scheduling: 'lifo', rejectUnauthorized: options.verifyTls, ca: options.ca }),
+    proxy: false,
     // SPEC §6: redirects followed.
     maxRedirects: MAX_REDIRECTS,
     maxContentLength: MAX_RESPONSE_BYTES,
@@ -40,6 +105,8 @@ export function createHttpClient(options: HttpClientOptions): AxiosInstance {
     validateStatus: () => true,
     headers: { 'User-Agent': options.userAgent },
   });
+  if (options.proxy && hasProxy(options.proxy)) routeThroughProxies(client, { ...options, proxy: options.proxy });
+  return client;
 }
 
 /** One request of {@link HttpTransport}: `path` (with any query) is joined to the transport's base URL. */
@@ -71,7 +138,14 @@ export function createHttpTransport(baseUrl: string, options: HttpClientOptions)
   const origin = base.origin;
   // A base URL with a path (a gateway in front of Port) keeps it in front of every call's path.
   const pathPrefix = base.pathname.replace(/\/+$/, '');
-  const dispatcher = new Agent({ connections: options.maxSocketsPerHost, pipelining: 1, connect: { rejectUnauthorized: options.verifyTls } });
+  const tls = { rejectUnauthorized: options.verifyTls, ...(options.ca ? { ca: options.ca } : {}) };
+  const agentOptions = { connections: options.maxSocketsPerHost, pipelining: 1, connect: tls };
+  // Empty strings, not undefined: undici would read the environment itself for an absent value.
+  const dispatcher: Dispatcher =
+    options.proxy && hasProxy(options.proxy)
+      ? // proxyTunnel false: http:// calls go to the proxy in absolute form, as webhook calls do.
+        new EnvHttpProxyAgent({ ...agentOptions, proxyTunnel: false, requestTls: tls, proxyTls: tls, httpProxy: options.proxy.httpProxy ?? '', httpsProxy: options.proxy.httpsProxy ?? options.proxy.httpProxy ?? '', noProxy: options.proxy.noProxy })
+      : new Agent(agentOptions);
   return {
     async send(request) {
       const response = await dispatcher.request({

@@ -5,6 +5,7 @@ import { createDeliverer } from '../../src/delivery/send.js';
 import type { Deliverer } from '../../src/delivery/send.js';
 import { createTargetPolicy } from '../../src/delivery/target-policy.js';
 import { createHttpClient } from '../../src/http-client.js';
+import type { ProxySettings } from '../../src/proxy-routing.js';
 
 export interface TestDelivererOptions {
   secret: string;
@@ -15,11 +16,13 @@ export interface TestDelivererOptions {
   perHostLimit?: number;
   /** WEBHOOK_ALLOWED_HOSTS entries; absent or empty: any URL. */
   allowedTargets?: string[] | undefined;
+  proxy?: ProxySettings;
+  ca?: string[] | undefined;
 }
 
 export function testDeliverer(options: TestDelivererOptions): Deliverer {
   return createDeliverer({
-    http: createHttpClient({ verifyTls: options.verifyTls ?? true, userAgent: 'port-agent', maxSocketsPerHost: 100 }),
+    http: createHttpClient({ verifyTls: options.verifyTls ?? true, userAgent: 'port-agent', maxSocketsPerHost: 100, proxy: options.proxy, ca: options.ca }),
     secret: options.secret,
     timeoutMs: options.timeoutMs ?? 5000,
     retryPolicy: { retries: options.retries ?? 0, minTimeoutMs: 10, maxTimeoutMs: 50, maxRetryTimeMs: 10_000 },

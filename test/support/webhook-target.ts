@@ -1,6 +1,7 @@
 import { createHmac } from 'node:crypto';
 import { createServer } from 'node:http';
-import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, RequestListener } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import { createServer as createNetServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { waitFor } from './wait.js';
@@ -37,6 +38,8 @@ export interface WebhookTargetOptions {
   secret: string;
   /** Chooses the answer for each request; called after the request is recorded. */
   respond?: (request: ReceivedRequest) => TargetResponse | Promise<TargetResponse>;
+  /** Serve HTTPS with this key and certificate (e.g. from test-ca.ts); the URL is then https://localhost:<port>. */
+  tls?: { key: string; cert: string };
 }
 
 /** An internal service the agent delivers to: real HTTP on loopback. */
@@ -92,7 +95,7 @@ export async function startWebhookTarget(options: WebhookTargetOptions): Promise
   const delays = new Set<NodeJS.Timeout>();
   let isRefusing = false;
 
-  const server = createServer((request, response) => {
+  const listener: RequestListener = (request, response) => {
     void (async () => {
       const url = new URL(request.url ?? '/', 'http://127.0.0.1');
       const rawBody = await readRawBody(request);
@@ -137,7 +140,8 @@ export async function startWebhookTarget(options: WebhookTargetOptions): Promise
       if (!response.headersSent) response.writeHead(500, { 'content-type': 'text/plain' });
       response.end(`webhook target error: ${String(error)}`);
     });
-  });
+  };
+  const server = options.tls ? createTlsServer(options.tls, listener) : createServer(listener);
 
   const listen = (port: number): Promise<void> =>
     new Promise<void>((resolve, reject) => {
@@ -153,7 +157,8 @@ export async function startWebhookTarget(options: WebhookTargetOptions): Promise
   let closing: Promise<void> | undefined;
 
   return {
-    url: `http://127.0.0.1:${port}`,
+    // A certificate names a host (test-ca.ts: localhost), so TLS targets are reached by name.
+    url: options.tls ? `https://localhost:${port}` : `http://127.0.0.1:${port}`,
     requests,
     waitForRequests: (count, timeoutMs = DEFAULT_WAIT_TIMEOUT_MS) =>
       waitFor(() => requests.length >= count && [...requests], {
