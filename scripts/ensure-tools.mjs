@@ -1,11 +1,11 @@
 // The Debian programs the tests run for real: kcat (the Kafka-protocol broker), jq (the jq mapping
 // dialect), openssl (test certificates), promtool (checks the /metrics output; Debian's
-// prometheus package). Installed with apt-get when missing and this is root, so `npm test` works
-// on a fresh machine; otherwise one line says how.
+// prometheus package), stunnel4 (TLS in front of the mock broker). Installed with apt-get when
+// missing and this is root, so `npm test` works on a fresh machine; otherwise one line says how.
 import { execSync } from 'node:child_process';
 
 /** Command → the Debian package that brings it. */
-const PACKAGES = { kcat: 'kcat', jq: 'jq', openssl: 'openssl', promtool: 'prometheus' };
+const PACKAGES = { kcat: 'kcat', jq: 'jq', openssl: 'openssl', promtool: 'prometheus', stunnel4: 'stunnel4' };
 const TOOLS = Object.keys(PACKAGES);
 const has = (tool) => {
   try {

@@ -3,15 +3,21 @@
  * The `port-agent` command. With no arguments it runs the agent, configured by the environment
  * only (and a .env file in the working directory), which main.ts reads.
  */
+import { CHECK_CONFIG_USAGE } from './commands/check-config.js';
 import { RENDER_USAGE } from './commands/render.js';
-import { EXIT_CONFIG, EXIT_FAILURE, runAgent, runRender } from './main.js';
+import { EXIT_CONFIG, EXIT_FAILURE, runAgent, runCheckConfig, runRender } from './main.js';
 
-const USAGE = `usage: port-agent            run the agent (configured by environment variables)\n       ${RENDER_USAGE.replace(/^usage: /, '')}`;
+const USAGE = [
+  'usage: port-agent            run the agent (configured by environment variables)',
+  RENDER_USAGE.replace(/^usage: /, '       '),
+  CHECK_CONFIG_USAGE.replace(/^usage: /, '       '),
+].join('\n');
 
 async function main(argv: string[]): Promise<number> {
   const [command] = argv;
   if (command === undefined) return runAgent();
   if (command === 'render') return runRender(argv.slice(1));
+  if (command === 'check-config') return runCheckConfig(argv.slice(1));
   if (command === '--help' || command === '-h' || command === 'help') {
     process.stdout.write(`${USAGE}\n`);
     return 0;

@@ -2,17 +2,19 @@
  * The composition root: the only module that reads the environment, builds clients, wires the
  * stages, handles signals and decides the exit code.
  */
-import { Kafka } from 'kafkajs';
 import { loadConfig, expressionEnvironment } from './config/load.js';
 import type { Config, Environment } from './config/load.js';
 import { withEnvFile } from './config/env-file.js';
+import { runCheckConfigCommand, startupProblem } from './commands/check-config.js';
 import { runRenderCommand } from './commands/render.js';
 import { createSemaphore } from './concurrency/semaphore.js';
 import { createHostGuard } from './delivery/host-guard.js';
 import type { RetryPolicy } from './delivery/retry-policy.js';
 import { createDeliverer } from './delivery/send.js';
+import { createTargetPolicy } from './delivery/target-policy.js';
 import { ConfigError, MappingError, describeError } from './errors.js';
 import { createHttpClient, createHttpTransport } from './http-client.js';
+import { loadTrustedCas } from './tls-trust.js';
 import { watchEventLoop } from './health/event-loop.js';
 import { createAgentMetrics } from './health/metrics.js';
 import { createProbes } from './health/probes.js';
@@ -30,11 +32,13 @@ import { createMessageHandler } from './pipeline/handle.js';
 import { createPortClient } from './reporting/port-client.js';
 import type { PortClient } from './reporting/port-client.js';
 import { createReporter } from './reporting/reporter.js';
-import { kafkaConnection } from './sources/kafka-client-config.js';
-import type { KafkaCredentials } from './sources/kafka-client-config.js';
+import type { Reporter } from './reporting/reporter.js';
+import { kafkaSecurity } from './sources/kafka-client-config.js';
+import { createKafkaConnector } from './sources/kafka-connector.js';
 import { fetchKafkaCredentials } from './sources/kafka-credentials.js';
-import { kafkaLogCreator, kafkaLogLevel } from './sources/kafka-log.js';
+import { kafkaLogLevel } from './sources/kafka-log.js';
 import { createKafkaSource } from './sources/kafka.js';
+import { createPollingSource, pollingProbeWindows } from './sources/polling.js';
 import type { Source, SourceMessage } from './sources/types.js';
 
 export const EXIT_OK = 0;
@@ -69,18 +73,25 @@ function configFailure(error: ConfigError | MappingError): number {
   return EXIT_CONFIG;
 }
 
-async function createSource(config: Config, port: PortClient, logger: Logger): Promise<Source> {
-  const credentials: KafkaCredentials = config.kafka.useLocalPortInstance
-    ? { brokers: config.kafka.bootstrapServers, username: undefined, password: undefined }
-    : await fetchKafkaCredentials(port);
-  const kafka = new Kafka({
+/**
+ * Checks the Kafka security settings now (a mistake exits 2); credentials are fetched by the source
+ * when it starts, retried with backoff while Port is unreachable, and again when the brokers refuse
+ * them (SPEC §2). Brokers are verified against the same CAs as every other TLS connection (SPEC §1).
+ */
+async function createSource(config: Config, port: PortClient, trustedCas: string[] | undefined, logger: Logger): Promise<Source> {
+  const { bootstrapServers, useLocalPortInstance } = config.kafka;
+  const connector = createKafkaConnector({
+    security: kafkaSecurity(config.kafka),
+    trustedCas,
+    credentials: useLocalPortInstance
+      ? () => Promise.resolve({ brokers: bootstrapServers, username: undefined, password: undefined })
+      : () => fetchKafkaCredentials(port),
     clientId: USER_AGENT,
-    ...kafkaConnection(config.kafka, credentials),
     logLevel: kafkaLogLevel(config.logLevel),
-    logCreator: kafkaLogCreator(logger),
+    logger,
   });
   return createKafkaSource({
-    kafka,
+    connector,
     groupId: config.kafka.groupId,
     runsTopic: config.kafka.runsTopic,
     changeLogTopic: config.kafka.changeLogTopic,
@@ -90,6 +101,19 @@ async function createSource(config: Config, port: PortClient, logger: Logger): P
     shutdownGraceMs: config.shutdownGraceMs,
     maxInHand: config.maxInFlight * MESSAGES_IN_HAND_PER_REQUEST,
     logger: logger.child({ stage: 'source' }),
+  });
+}
+
+/** SPEC §8, STREAMER_NAME=POLLING: no Kafka; `onGiveUp` once polling has failed for too long. */
+function createPolling(config: Config, port: PortClient, reporter: Reporter, logger: Logger, onGiveUp: () => void): Source {
+  return createPollingSource({
+    port,
+    reporter,
+    settings: config.polling,
+    shutdownGraceMs: config.shutdownGraceMs,
+    maxInHand: config.maxInFlight * MESSAGES_IN_HAND_PER_REQUEST,
+    logger: logger.child({ stage: 'source' }),
+    onGiveUp,
   });
 }
 
@@ -111,6 +135,11 @@ export async function runRender(argv: string[]): Promise<number> {
     stdout: process.stdout,
     stderr: process.stderr,
   });
+}
+
+/** `port-agent check-config`: the agent's start-up checks, without connecting anywhere. */
+export async function runCheckConfig(argv: string[]): Promise<number> {
+  return runCheckConfigCommand(argv, { env: process.env, workingDirectory: process.cwd(), stdout: process.stdout, stderr: process.stderr });
 }
 
 /** Runs the agent until a signal stops it; resolves with the process exit code. */
@@ -142,25 +171,28 @@ export async function runAgent(): Promise<number> {
     throw error;
   }
   const key = decryptionKey(config.port.clientSecret);
-  const decrypting = mappings.find((mapping) => mapping.fieldsToDecryptPaths.length > 0);
-  if (decrypting && !key) {
+  // The checks `port-agent check-config` makes too: decryption key, Kafka security, CA files.
+  const problem = startupProblem(config, mappings);
+  if (problem) {
     compiler.close();
-    return configFailure(
-      new ConfigError(
-        `Invalid configuration: PORT_CLIENT_SECRET is shorter than the 32 bytes of an AES-256 key, and mapping ${decrypting.index} asks to decrypt fields (fieldsToDecryptPaths)`,
-        { variable: 'PORT_CLIENT_SECRET' },
-      ),
-    );
-  }
-  if (config.streamerName === 'POLLING') {
-    return configFailure(new ConfigError('Invalid configuration: STREAMER_NAME=POLLING is not supported by this version yet; use KAFKA', { variable: 'STREAMER_NAME' }));
+    return configFailure(problem);
   }
 
-  const portHttp = createHttpTransport(config.port.apiBaseUrl, { verifyTls: true, userAgent: USER_AGENT, maxSocketsPerHost: PORT_API_MAX_SOCKETS });
+  let ca: string[] | undefined;
+  try {
+    ca = loadTrustedCas(config.network.extraCaFiles);
+  } catch (error) {
+    compiler.close();
+    if (error instanceof ConfigError) return configFailure(error);
+    throw error;
+  }
+  const portHttp = createHttpTransport(config.port.apiBaseUrl, { verifyTls: true, userAgent: USER_AGENT, maxSocketsPerHost: PORT_API_MAX_SOCKETS, proxy: config.network, ca });
   const webhookHttp = createHttpClient({
     verifyTls: config.webhook.verifySsl,
     userAgent: USER_AGENT,
     maxSocketsPerHost: config.webhook.maxInFlightPerHost,
+    proxy: config.network,
+    ca,
   });
   const metrics = createAgentMetrics({ version: AGENT_VERSION });
   const port = createPortClient({
@@ -181,6 +213,7 @@ export async function runAgent(): Promise<number> {
       retryPolicy: webhookRetryPolicy(config),
       inFlight: requestSlots,
       hosts: createHostGuard({ perHostLimit: config.webhook.maxInFlightPerHost }),
+      targets: createTargetPolicy(config.webhook.allowedTargets),
       metrics,
     }),
     reporter,
@@ -188,6 +221,8 @@ export async function runAgent(): Promise<number> {
     secret: config.port.clientSecret,
     skipUnmatchedNodeRuns: config.mapping.skipUnmatchedNodeRuns,
     decryptionKey: key,
+    maxMessageAgeMs: config.maxMessageAgeMs,
+    maxMessageBytes: config.maxMessageBytes,
   });
   const handle = async (message: SourceMessage) => {
     const outcome = await handleMessage(message);
@@ -199,8 +234,7 @@ export async function runAgent(): Promise<number> {
     {
       orgId: config.port.orgId,
       streamer: config.streamerName,
-      groupId: config.kafka.groupId,
-      topics: [config.kafka.runsTopic, config.kafka.changeLogTopic],
+      ...(config.streamerName === 'KAFKA' ? { groupId: config.kafka.groupId, topics: [config.kafka.runsTopic, config.kafka.changeLogTopic] } : {}),
       apiBaseUrl: config.port.apiBaseUrl,
     },
     'port-agent starting',
@@ -236,6 +270,17 @@ export async function runAgent(): Promise<number> {
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+  // SPEC §8: polling that failed for POLLING_MAX_FAILURE_DURATION_SECONDS stops the agent with 0, as the reference.
+  const giveUp = () => {
+    if (isStopping) return;
+    isStopping = true;
+    logger.info('stopping: polling gave up; finishing in-flight runs');
+    const stopped = () => {
+      logger.info('stopped');
+      resolveExit(EXIT_OK);
+    };
+    (source?.stop() ?? Promise.resolve()).then(stopped, stopped);
+  };
 
   const eventLoop = watchEventLoop({ intervalMs: EVENT_LOOP_WATCH_INTERVAL_MS, windowMs: EVENT_LOOP_WATCH_WINDOW_MS });
   metrics.observe({
@@ -246,8 +291,9 @@ export async function runAgent(): Promise<number> {
   const probes = createProbes(
     { source: () => source?.status(), portHasAnswered: port.hasAnswered, isStopping: () => isStopping, eventLoop },
     {
-      consumerStaleAfterMs: Math.max(CONSUMER_STALE_MIN_MS, 3 * config.kafka.sessionTimeoutMs),
-      brokerSilentAfterMs: config.kafka.sessionTimeoutMs,
+      ...(config.streamerName === 'POLLING'
+        ? pollingProbeWindows(config.polling)
+        : { consumerStaleAfterMs: Math.max(CONSUMER_STALE_MIN_MS, 3 * config.kafka.sessionTimeoutMs), brokerSilentAfterMs: config.kafka.sessionTimeoutMs }),
       eventLoopStallMs: EVENT_LOOP_STALL_MS,
     },
   );
@@ -270,7 +316,7 @@ export async function runAgent(): Promise<number> {
   await reporter.announceStreamer(config.streamerName, logger);
   if (!isStopping) {
     try {
-      source = await createSource(config, port, logger);
+      source = config.streamerName === 'POLLING' ? createPolling(config, port, reporter, logger, giveUp) : await createSource(config, port, ca, logger);
     } catch (error) {
       if (error instanceof ConfigError) resolveExit(configFailure(error));
       else {

@@ -28,6 +28,7 @@ export interface Config {
   };
   /** AGENT_MAX_MESSAGE_AGE_SECONDS; undefined: no replay window. */
   maxMessageAgeMs: number | undefined;
+  maxMessageBytes: number;
   network: NetworkConfig;
   maxInFlight: number;
   detailedLogging: boolean;
@@ -207,6 +208,7 @@ export function loadConfig(env: Environment): Config {
       allowedTargets: splitList(raw.webhook.allowedHosts),
     },
     maxMessageAgeMs: raw.maxMessageAgeSeconds > 0 ? Math.round(raw.maxMessageAgeSeconds * 1000) : undefined,
+    maxMessageBytes: raw.maxMessageBytes,
     network: networkConfig(raw.network),
     maxInFlight: raw.maxInFlight,
     detailedLogging: raw.detailedLogging,

@@ -55,6 +55,7 @@ export interface RawConfig {
   mapping: { path: string; dialect: (typeof MAPPING_DIALECTS)[number]; skipUnmatchedNodeRuns: boolean };
   webhook: { timeoutSeconds: number; verifySsl: boolean; maxInFlightPerHost: number; maxRetries: number; retryMaxTimeSeconds: number; allowedHosts: string };
   maxMessageAgeSeconds: number;
+  maxMessageBytes: number;
   network: {
     httpProxy: string;
     httpProxyLower: string;
@@ -187,6 +188,12 @@ export const CONFIG_SCHEMA: Schema<RawConfig> = {
     format: 'non-negative-number',
     default: 0,
     env: 'AGENT_MAX_MESSAGE_AGE_SECONDS',
+  },
+  maxMessageBytes: {
+    doc: 'Messages larger than this are refused unread (FAILURE when a run id shows); Kafka\'s own default limit is 1 MB',
+    format: 'positive-integer',
+    default: 1_048_576,
+    env: 'AGENT_MAX_MESSAGE_BYTES',
   },
   // SPEC §1: the standard proxy and CA variables, in both cases where tools use both. Proxy URLs
   // may carry a password, so they are never printed.

@@ -35,6 +35,48 @@ interface Call {
 }
 
 const SYNTAX_CHECK_TIMEOUT_MS = 5_000;
+/**
+ * jq 1.6 keeps the arrays and objects being read, and the key of each object, on one stack of 256
+ * entries, and exits at a line that needs more, failing every evaluation in flight with it. A batch
+ * line takes 3 (`{"inputs":[`); an array takes 1, an object 2 (counted so even when empty).
+ */
+export const JQ_MAX_INPUT_DEPTH = 253;
+
+/** Whether `value` needs more than `budget` of jq's parsing stack; stops looking once it does. */
+function isTooDeepForJq(value: unknown, budget: number): boolean {
+  if (typeof value !== 'object' || value === null) return false;
+  const isArray = Array.isArray(value);
+  const cost = isArray ? 1 : 2;
+  if (budget < cost) return true;
+  for (const child of isArray ? value : Object.values(value)) if (isTooDeepForJq(child, budget - cost)) return true;
+  return false;
+}
+
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+
+function wellFormed(text: string): string {
+  return text.replace(LONE_SURROGATE, '\ufffd');
+}
+
+function wellFormedReplacer(_key: string, value: unknown): unknown {
+  if (typeof value === 'string') return wellFormed(value);
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return value;
+  const copy: Record<string, unknown> = {};
+  for (const [key, member] of Object.entries(value)) {
+    Object.defineProperty(copy, wellFormed(key), { value: member, enumerable: true, writable: true, configurable: true });
+  }
+  return copy;
+}
+
+/**
+ * A batch as one line jq 1.6 reads: it exits at a lone high surrogate escape (`"\ud800"`), which
+ * JSON.stringify writes for a lone surrogate, so lone surrogates become U+FFFD (what jq makes of a
+ * lone low one). The rebuild only runs when the text may hold one.
+ */
+function jqLine(value: unknown): string {
+  const text = JSON.stringify(value);
+  return text.includes('\\ud') ? JSON.stringify(value, wellFormedReplacer) : text;
+}
 
 /** jq's first output, null when there is none (pyjq's `first`, as the official agent calls it). */
 function firstOutput(functionName: string): string {
@@ -114,8 +156,17 @@ export function createJqCompiler(options: JqEngineOptions): JqCompiler {
   }
 
   function flush(): void {
-    const batch = queued;
+    const batch: Call[] = [];
+    const isTooDeep = new Map<unknown, boolean>();
+    for (const call of queued) {
+      let tooDeep = isTooDeep.get(call.input);
+      if (tooDeep === undefined) isTooDeep.set(call.input, (tooDeep = isTooDeepForJq(call.input, JQ_MAX_INPUT_DEPTH)));
+      // Refused here rather than sent: jq would stop, failing the other messages' evaluations too.
+      if (tooDeep) call.reject(new Error('the input is nested too deeply for jq (jq 1.6 reads 256 levels at most, objects counting twice)'));
+      else batch.push(call);
+    }
     queued = [];
+    if (batch.length === 0) return;
     if (process && programSize !== sources.length) {
       // Expressions compiled after the process started: it must know them too.
       process.kill();
@@ -134,7 +185,7 @@ export function createJqCompiler(options: JqEngineOptions): JqCompiler {
       return [call.expressionId, index];
     });
     inFlight.push(batch);
-    process.stdin.write(`${JSON.stringify({ inputs, calls })}\n`);
+    process.stdin.write(`${jqLine({ inputs, calls })}\n`);
   }
 
   function evaluate(expressionId: number, input: unknown): Promise<unknown> {

@@ -3,7 +3,7 @@ import { Buffer } from 'node:buffer';
 import { createCipheriv, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
-import { decodePythonBase64, decryptFields, decryptionKey } from './decrypt.js';
+import { DECRYPTED_VALUE_PLACEHOLDER, decodePythonBase64, decryptFields, decryptionKey, withoutDecryptedValues } from './decrypt.js';
 import type { DecryptionWarning } from './decrypt.js';
 
 const FIXTURE_URL = new URL('../../../shared/fixtures/decrypt-fields.json', import.meta.url);
@@ -434,5 +434,35 @@ describe('decryptionKey', () => {
   it('cuts inside a multi-byte character at byte 32', () => {
     const keyBytes = decryptionKey(`${'a'.repeat(31)}é`);
     assert.deepEqual(keyBytes, Buffer.concat([Buffer.from('a'.repeat(31)), Buffer.from([0xc3])]));
+  });
+});
+
+describe('keeping decrypted values out of logs and summaries (SPEC §9)', () => {
+  it('tells the caller each plaintext it decrypted, and nothing for a value it could not decrypt', () => {
+    const [bad] = fixture.bad;
+    assert.ok(bad);
+    let message: Record<string, unknown> = setAt({}, BAD_VECTOR_PATH, bad.encrypted);
+    for (const vector of fixture.good) message = setAt(message, vector.path, vector.encrypted);
+    const heard: string[] = [];
+    decryptFields(message, [...fixture.good.map((vector) => vector.path), BAD_VECTOR_PATH], KEY, () => undefined, (plaintext) => heard.push(plaintext));
+    assert.deepEqual(heard, fixture.good.map((vector) => vector.plaintext));
+  });
+
+  it('replaces a decrypted value quoted by an expression error, raw, JSON-escaped or percent-encoded', () => {
+    const values = ['s3cr3t-P@ss', 'tok_ünïcødé_✓', 'with "quotes" \\ and / slash'];
+    const cases: [string, string][] = [
+      ['Unable to cast value to a number: "s3cr3t-P@ss"', `Unable to cast value to a number: "${DECRYPTED_VALUE_PLACEHOLDER}"`],
+      [`failed on ${JSON.stringify(values[2])}`, `failed on "${DECRYPTED_VALUE_PLACEHOLDER}"`],
+      ['POST https://hooks.internal/tok_%C3%BCn%C3%AFc%C3%B8d%C3%A9_%E2%9C%93/x', `POST https://hooks.internal/${DECRYPTED_VALUE_PLACEHOLDER}/x`],
+      ['s3cr3t-P@ss and tok_ünïcødé_✓ twice: s3cr3t-P@ss', `${DECRYPTED_VALUE_PLACEHOLDER} and ${DECRYPTED_VALUE_PLACEHOLDER} twice: ${DECRYPTED_VALUE_PLACEHOLDER}`],
+      ['nothing secret here', 'nothing secret here'],
+    ];
+    for (const [text, expected] of cases) assert.equal(withoutDecryptedValues(text, values), expected);
+  });
+
+  it('ignores an empty value and copes with a lone surrogate', () => {
+    assert.equal(withoutDecryptedValues('abc', ['']), 'abc');
+    assert.equal(withoutDecryptedValues('a\ud800b', ['\ud800']), `a${DECRYPTED_VALUE_PLACEHOLDER}b`);
+    assert.equal(withoutDecryptedValues('abc', []), 'abc');
   });
 });

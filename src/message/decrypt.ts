@@ -208,12 +208,15 @@ function assignCopying(steps: readonly Step[], value: unknown, copies: Map<strin
  * was and reported through `onWarning` with the path and a reason, never the value.
  *
  * @param key 32 bytes, from {@link decryptionKey}.
+ * @param onDecrypted hears each plaintext, so the caller can keep it out of what it logs and
+ *   reports ({@link withoutDecryptedValues}).
  */
 export function decryptFields(
   message: Record<string, unknown>,
   paths: readonly string[],
   key: Buffer,
   onWarning: (warning: DecryptionWarning) => void,
+  onDecrypted?: (plaintext: string) => void,
 ): Record<string, unknown> {
   if (key.length !== KEY_BYTES) {
     throw new TypeError(`Expected \`key\` to be ${KEY_BYTES} bytes (use decryptionKey()), got ${key.length}.`);
@@ -237,6 +240,42 @@ export function decryptFields(
       continue;
     }
     assignCopying(target.steps, decryption.plaintext, copies);
+    onDecrypted?.(decryption.plaintext);
+  }
+  return result;
+}
+
+/** What a decrypted value becomes in text the agent logs or reports. */
+export const DECRYPTED_VALUE_PLACEHOLDER = '[decrypted value]';
+
+function encodeOrSame(encode: (text: string) => string, text: string): string {
+  try {
+    return encode(text);
+  } catch {
+    // A lone surrogate cannot be percent-encoded; then no URL holds it encoded either.
+    return text;
+  }
+}
+
+/**
+ * `text` with every decrypted value in it replaced by {@link DECRYPTED_VALUE_PLACEHOLDER} (SPEC §9:
+ * decrypted values never appear in logs): an expression's error quotes the value it failed on, and
+ * a URL rendered from one shows it in its path. Each value is looked for as is, JSON-escaped and
+ * percent-encoded. Even a one-character value is replaced: secrecy over readability.
+ */
+export function withoutDecryptedValues(text: string, values: Iterable<string>): string {
+  const spellings = new Set<string>();
+  for (const value of values) {
+    if (value === '') continue;
+    spellings.add(value);
+    spellings.add(JSON.stringify(value).slice(1, -1));
+    spellings.add(encodeOrSame(encodeURI, value));
+    spellings.add(encodeOrSame(encodeURIComponent, value));
+  }
+  let result = text;
+  // Longest first, so no spelling is cut by a shorter one inside it.
+  for (const spelling of [...spellings].sort((a, b) => b.length - a.length)) {
+    if (result.includes(spelling)) result = result.split(spelling).join(DECRYPTED_VALUE_PLACEHOLDER);
   }
   return result;
 }

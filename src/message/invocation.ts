@@ -62,11 +62,53 @@ export function classify(message: unknown, role: TopicRole): Classification {
   };
 }
 
+/** RFC 9110 token: what Node.js accepts as a header name. */
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/** What Node.js accepts in a header value (no CR, LF, NUL or other controls; Latin-1 only). */
+const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+/** A name from the message quoted in an error is cut here: the error becomes a run summary. */
+const QUOTED_NAME_MAX_CHARS = 64;
+
+/** The JSON type of a value, as an operator reads it in a summary. */
+function typeName(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'array';
+  return typeof value;
+}
+
+function quotedName(name: string): string {
+  return JSON.stringify(name.length > QUOTED_NAME_MAX_CHARS ? `${name.slice(0, QUOTED_NAME_MAX_CHARS)}…` : name);
+}
+
 function optionalString(raw: Record<string, unknown>, key: string, where: string, runId: string | undefined): string | undefined {
   const value = raw[key];
   if (value === undefined || value === null) return undefined;
-  if (typeof value !== 'string') throw new MessageError(`${where}.${key} must be a string (got ${typeof value})`, { runId });
+  if (typeof value !== 'string') throw new MessageError(`${where}.${key} must be a string (got ${typeName(value)})`, { runId });
   return value;
+}
+
+/**
+ * SPEC §6: the invocation method's headers are sent, so they must be headers Node.js can send; a
+ * null value leaves the header out, as for mapping headers. Values are never quoted: they may be
+ * credentials.
+ */
+function readHeaders(raw: unknown, where: string, runId: string | undefined): Record<string, string> {
+  const headers: Record<string, string> = {};
+  if (raw === undefined || raw === null) return headers;
+  if (!isPlainObject(raw)) throw new MessageError(`${where}.headers must be an object (got ${typeName(raw)})`, { runId });
+  for (const [name, value] of Object.entries(raw)) {
+    if (value === null) continue;
+    if (!HEADER_NAME.test(name)) throw new MessageError(`${where}.headers has a name that is not a valid HTTP header name: ${quotedName(name)}`, { runId });
+    if (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean') {
+      throw new MessageError(`${where}.headers[${quotedName(name)}] must be a string (got ${typeName(value)})`, { runId });
+    }
+    const text = String(value);
+    if (!HEADER_VALUE.test(text)) {
+      throw new MessageError(`${where}.headers[${quotedName(name)}] is not a valid HTTP header value (line breaks, control or non-Latin-1 characters)`, { runId });
+    }
+    headers[name] = text;
+  }
+  return headers;
 }
 
 /** Narrows the invocation method's fields; a wrong type is a MessageError naming the field. */
@@ -74,24 +116,14 @@ export function readInvocationMethod(raw: Record<string, unknown>, role: TopicRo
   const where = role === 'runs' ? 'invocationMethod' : 'changelogDestination';
   const synchronized = raw.synchronized;
   if (synchronized !== undefined && synchronized !== null && typeof synchronized !== 'boolean') {
-    throw new MessageError(`${where}.synchronized must be a boolean (got ${typeof synchronized})`, { runId });
-  }
-  const headers: Record<string, string> = {};
-  if (raw.headers !== undefined && raw.headers !== null) {
-    if (!isPlainObject(raw.headers)) throw new MessageError(`${where}.headers must be an object`, { runId });
-    for (const [name, value] of Object.entries(raw.headers)) {
-      if (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean') {
-        throw new MessageError(`${where}.headers.${name} must be a string`, { runId });
-      }
-      headers[name] = String(value);
-    }
+    throw new MessageError(`${where}.synchronized must be a boolean (got ${typeName(synchronized)})`, { runId });
   }
   return {
     type: optionalString(raw, 'type', where, runId),
     url: optionalString(raw, 'url', where, runId),
     method: optionalString(raw, 'method', where, runId),
     synchronized: synchronized === true,
-    headers,
+    headers: readHeaders(raw.headers, where, runId),
   };
 }
 

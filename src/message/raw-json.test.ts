@@ -273,6 +273,12 @@ describe('fromPlainValue', () => {
     assert.equal(serializePythonCompact(node), '{"a":1,"b":1.5,"c":"x","d":[null,null],"f":"1970-01-01T00:00:00.000Z","g":100000000000000000000}');
   });
 
+  it('writes the holes of a sparse array as null, as JSON.stringify does', () => {
+    const sparse: unknown[] = [];
+    sparse[2] = 'x';
+    assert.equal(serializePythonCompact(fromPlainValue({ list: sparse })), JSON.stringify({ list: sparse }));
+  });
+
   it('writes whole numbers as integers and keeps NaN and Infinity', () => {
     const node: JsonNode = fromPlainValue([1e21, -0, 1e-7, Number.NaN, -Infinity]);
     assert.equal(serializePythonCompact(node), '[1000000000000000000000,0,1e-07,NaN,-Infinity]');

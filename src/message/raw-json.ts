@@ -449,7 +449,8 @@ function fromPlain(value: unknown, depth: number): JsonNode | undefined {
   const toJson: unknown = (value as { toJSON?: unknown }).toJSON;
   if (typeof toJson === 'function') return fromPlain(toJson.call(value), depth + 1);
   if (Array.isArray(value)) {
-    return { type: 'array', items: value.map((item: unknown) => fromPlain(item, depth + 1) ?? NULL_NODE) };
+    // Array.from visits holes too (as undefined), which JSON.stringify writes as null; map skips them.
+    return { type: 'array', items: Array.from(value, (item: unknown) => fromPlain(item, depth + 1) ?? NULL_NODE) };
   }
   const entries: [string, JsonNode][] = [];
   for (const [key, member] of Object.entries(value as Record<string, unknown>)) {

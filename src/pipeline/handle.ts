@@ -9,7 +9,7 @@ import { traceContextFor } from '../delivery/trace-context.js';
 import { MappingError, MessageError, describeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Mapper } from '../mapping/render.js';
-import { decryptFields } from '../message/decrypt.js';
+import { decryptFields, withoutDecryptedValues } from '../message/decrypt.js';
 import { classify, readInvocationMethod, recoverRunId, withoutSignatureHeaders } from '../message/invocation.js';
 import type { InvocationKind, InvocationMethod, Message, TopicRole } from '../message/invocation.js';
 import { parseRawJson, toPlainValue } from '../message/raw-json.js';
@@ -30,6 +30,8 @@ export interface HandlerDeps {
   skipUnmatchedNodeRuns: boolean;
   /** AES key of `fieldsToDecryptPaths`; undefined when the client secret is too short for one. */
   decryptionKey: Buffer | undefined;
+  /** AGENT_MAX_MESSAGE_BYTES: larger messages are refused unread (FAILURE when a run id shows). */
+  maxMessageBytes: number;
   /** AGENT_MAX_MESSAGE_AGE_SECONDS: signed messages older than this are dropped (replay window). */
   maxMessageAgeMs?: number | undefined;
   now?: () => number;
@@ -77,6 +79,14 @@ export function createMessageHandler(deps: HandlerDeps): (message: SourceMessage
       logger.warn('message dropped: it has no value');
       return 'dropped';
     }
+    if (message.value.length > deps.maxMessageBytes) {
+      // Each message in hand is held several times over (bytes, tree, body, request): a bound on
+      // its size keeps a crafted message from taking the agent's memory.
+      const tooLarge = new MessageError(`the message is ${message.value.length} bytes, larger than AGENT_MAX_MESSAGE_BYTES (${deps.maxMessageBytes})`, {
+        runId: recoverRunId(message.value.toString('utf8')),
+      });
+      return unreadable(tooLarge, message.role, logger);
+    }
     let root: JsonNode;
     try {
       root = parseRawJson(message.value);
@@ -102,8 +112,9 @@ export function createMessageHandler(deps: HandlerDeps): (message: SourceMessage
     const trace = traceContextFor(message.traceparent ?? messageTraceparent(plain));
     const runLogger = logger.child(runId === undefined ? { traceId: trace.traceId } : { runId, traceId: trace.traceId });
 
-    // SPEC §4: change-log events are not signed; everything on the runs topic must be.
-    if (message.role === 'runs') {
+    // SPEC §4: change-log events are not signed; everything on the runs topic must be. SPEC §8:
+    // runs claimed by polling come over an authenticated API call, unsigned.
+    if (message.isSigned) {
       const verdict = verifyIncomingSignature(root, secret);
       if (!verdict.valid) {
         runLogger.warn({ reason: verdict.reason }, 'message dropped: invalid signature');
@@ -136,14 +147,14 @@ export function createMessageHandler(deps: HandlerDeps): (message: SourceMessage
     return deliverInvocation(body, invocationKind, invocationMethod, run, { idempotencyKey, traceparent: trace.traceparent }, runLogger);
   }
 
-  function decryptForMapping(message: Message, paths: readonly string[], logger: Logger): Message {
+  function decryptForMapping(message: Message, paths: readonly string[], logger: Logger, onDecrypted: (plaintext: string) => void): Message {
     if (paths.length === 0) return message;
     // main.ts refuses to start when a mapping decrypts and the secret cannot make a key.
     if (!deps.decryptionKey) throw new Error('fieldsToDecryptPaths needs a client secret of at least 32 bytes');
     return decryptFields(message, paths, deps.decryptionKey, ({ path, reason }) => {
       // Never the value, encrypted or not.
       logger.warn({ path, reason }, 'field left as it was: it could not be decrypted');
-    });
+    }, onDecrypted);
   }
 
   async function deliverInvocation(
@@ -154,6 +165,10 @@ export function createMessageHandler(deps: HandlerDeps): (message: SourceMessage
     sent: { idempotencyKey: string; traceparent: string },
     logger: Logger,
   ): Promise<HandleOutcome> {
+    // SPEC §9: decrypted values never reach a log line or a summary, though an expression's error
+    // may quote one and a URL rendered from one shows it.
+    const decrypted: string[] = [];
+    const hide = (text: string): string => withoutDecryptedValues(text, decrypted);
     try {
       const mapping = await mapper.select(body);
       if (mapping === undefined) {
@@ -172,14 +187,14 @@ export function createMessageHandler(deps: HandlerDeps): (message: SourceMessage
         await reporter.preparing(run, logger);
       }
       // SPEC §5: chosen on the message as received, then decrypted, then rendered.
-      const rendered = decryptForMapping(body, mapping.fieldsToDecryptPaths, logger);
+      const rendered = decryptForMapping(body, mapping.fieldsToDecryptPaths, logger, (plaintext) => decrypted.push(plaintext));
       const request = await mapper.renderRequest(mapping, rendered, {
         url: invocationMethod.url,
         method: invocationMethod.method ?? 'POST',
         body: rendered,
         headers: invocationMethod.headers,
       });
-      const requestLogger = logger.child({ url: displayUrl(request.url), method: request.method });
+      const requestLogger = logger.child({ url: hide(displayUrl(request.url)), method: request.method });
       if (run) await reporter.sending(run, requestLogger);
       const result = await deliverer.deliver(request, {
         logger: requestLogger,
@@ -188,8 +203,8 @@ export function createMessageHandler(deps: HandlerDeps): (message: SourceMessage
       });
 
       if (result.kind === 'failure') {
-        const summary = failureSummary(result.error);
-        requestLogger.error({ attempt: result.attempts, durationMs: result.durationMs, err: result.error.message }, 'run failed: the request could not be delivered');
+        const summary = hide(failureSummary(result.error));
+        requestLogger.error({ attempt: result.attempts, durationMs: result.durationMs, err: hide(result.error.message) }, 'run failed: the request could not be delivered');
         if (run) await reporter.failed(run, summary, requestLogger);
         return 'failed';
       }
@@ -210,8 +225,8 @@ export function createMessageHandler(deps: HandlerDeps): (message: SourceMessage
       return succeeded ? 'delivered' : 'failed';
     } catch (error) {
       if (!(error instanceof MappingError)) throw error;
-      logger.error({ mappingIndex: error.mappingIndex, field: error.field, err: error.message }, 'run failed: the payload mapping failed');
-      if (run) await reporter.failed(run, failureSummary(error), logger);
+      logger.error({ mappingIndex: error.mappingIndex, field: error.field, err: hide(error.message) }, 'run failed: the payload mapping failed');
+      if (run) await reporter.failed(run, hide(failureSummary(error)), logger);
       return 'failed';
     }
   }

@@ -15,9 +15,17 @@ export type PortCallResult =
   | { ok: true; status: number; data: unknown }
   | { ok: false; status: number | undefined; text: string; error: ReportError; retryAfterMs?: number | undefined };
 
+export interface PortCallOptions {
+  /**
+   * Replaces the client's retry policy for this call, e.g. a single attempt for a call whose
+   * caller backs off on its own (SPEC §8: polling claims).
+   */
+  retryPolicy?: RetryPolicy;
+}
+
 export interface PortClient {
   /** `route` is the path template used in logs and errors, e.g. `PATCH /v1/actions/runs/:runId`. */
-  call(method: string, path: string, route: string, body?: unknown, headers?: Record<string, string>): Promise<PortCallResult>;
+  call(method: string, path: string, route: string, body?: unknown, headers?: Record<string, string>, options?: PortCallOptions): Promise<PortCallResult>;
   /** How many access tokens were requested so far. */
   tokenRequests(): number;
   /** Whether the Port API has answered any call yet, whatever the status (readiness). */
@@ -126,7 +134,7 @@ export function createPortClient(deps: PortClientDeps): PortClient {
   }
 
   return {
-    async call(method, path, route, body, headers = {}) {
+    async call(method, path, route, body, headers = {}, options = {}) {
       let hasRefreshedToken = false;
       const attempt = async (): Promise<AttemptOutcome<PortCallResult>> => {
         let used: CachedToken;
@@ -150,7 +158,7 @@ export function createPortClient(deps: PortClientDeps): PortClient {
         }
         return { kind: 'done', value: result };
       };
-      const { value } = await withRetries(attempt, retryPolicy, (notice) => {
+      const { value } = await withRetries(attempt, options.retryPolicy ?? retryPolicy, (notice) => {
         deps.logger.warn({ route, attempt: notice.attemptNumber, retriesLeft: notice.retriesLeft, reason: notice.reason }, 'Port API call failed; retrying');
       });
       return value;

@@ -1,36 +1,96 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ConfigError } from '../errors.js';
-import { kafkaConnection } from './kafka-client-config.js';
+import { AUTHENTICATION_MECHANISMS, SECURITY_PROTOCOLS } from '../config/schema.js';
+import { AgentError, ConfigError } from '../errors.js';
+import { kafkaConnection, kafkaSecurity } from './kafka-client-config.js';
+import type { KafkaConnection, KafkaCredentials } from './kafka-client-config.js';
 
-const credentials = { brokers: ['b1:9096', 'b2:9096'], username: 'user', password: 'pass' };
+const PASSWORD = 'pa55-w0rd-from-port';
+const USERNAME = 'org-42-agent';
+const credentials: KafkaCredentials = { brokers: ['b1:9096', 'b2:9096'], username: USERNAME, password: PASSWORD };
 
-describe('kafkaConnection', () => {
-  it('uses plain TCP without SASL for plaintext', () => {
-    assert.deepEqual(kafkaConnection({ securityProtocol: 'PLAINTEXT', authenticationMechanism: 'NONE' }, credentials), { brokers: credentials.brokers, ssl: false });
+type Protocol = (typeof SECURITY_PROTOCOLS)[number];
+type Mechanism = (typeof AUTHENTICATION_MECHANISMS)[number];
+
+/** What each combination must give (SPEC §1, §2); a string is the variable a ConfigError names. */
+function expected(protocol: Protocol, mechanism: Mechanism): KafkaConnection | string {
+  const ssl = protocol === 'SSL' || protocol === 'SASL_SSL';
+  if (protocol === 'PLAINTEXT' || protocol === 'SSL') return { brokers: credentials.brokers, ssl };
+  if (mechanism === 'NONE') return 'KAFKA_CONSUMER_AUTHENTICATION_MECHANISM';
+  const sasl = { mechanism: mechanism.toLowerCase(), username: USERNAME, password: PASSWORD };
+  return { brokers: credentials.brokers, ssl, sasl } as KafkaConnection;
+}
+
+describe('kafkaConnection for Port-hosted Kafka', () => {
+  for (const protocol of SECURITY_PROTOCOLS) {
+    for (const mechanism of AUTHENTICATION_MECHANISMS) {
+      const want = expected(protocol, mechanism);
+      const settings = { securityProtocol: protocol, authenticationMechanism: mechanism, useLocalPortInstance: false };
+      if (typeof want === 'string') {
+        it(`rejects ${protocol} with mechanism ${mechanism} as a configuration error naming ${want}`, () => {
+          assert.throws(
+            () => kafkaSecurity(settings),
+            (error: unknown) => error instanceof ConfigError && error.variable === want && error.message.includes(want) && error.message.includes(protocol),
+          );
+        });
+      } else {
+        it(`${protocol} with mechanism ${mechanism}: TLS ${String(want.ssl)}, ${want.sasl ? `SASL ${want.sasl.mechanism}` : 'no SASL'}`, () => {
+          assert.deepEqual(kafkaConnection(kafkaSecurity(settings), credentials), want);
+        });
+      }
+    }
+  }
+
+  it('uses SCRAM-SHA-512 over TLS with the chart\'s settings, carrying the fetched password', () => {
+    const connection = kafkaConnection(kafkaSecurity({ securityProtocol: 'SASL_SSL', authenticationMechanism: 'SCRAM-SHA-512', useLocalPortInstance: false }), credentials);
+    assert.equal(connection.ssl, true, 'ssl: true trusts the system CAs and NODE_EXTRA_CA_CERTS');
+    assert.deepEqual(connection.sasl, { mechanism: 'scram-sha-512', username: USERNAME, password: PASSWORD });
   });
 
-  it('uses TLS without SASL for ssl', () => {
-    assert.deepEqual(kafkaConnection({ securityProtocol: 'SSL', authenticationMechanism: 'NONE' }, credentials), { brokers: credentials.brokers, ssl: true });
-  });
-
-  for (const [mechanism, expected] of [['SCRAM-SHA-512', 'scram-sha-512'], ['SCRAM-SHA-256', 'scram-sha-256'], ['PLAIN', 'plain']] as const) {
-    it(`uses TLS and SASL ${mechanism} for sasl_ssl, as Port's brokers need`, () => {
-      assert.deepEqual(kafkaConnection({ securityProtocol: 'SASL_SSL', authenticationMechanism: mechanism }, credentials), {
-        brokers: credentials.brokers,
-        ssl: true,
-        sasl: { mechanism: expected, username: 'user', password: 'pass' },
-      });
+  for (const protocol of SECURITY_PROTOCOLS) {
+    const usesTls = protocol === 'SSL' || protocol === 'SASL_SSL';
+    it(`${usesTls ? 'verifies' : 'does not use'} the trusted CAs (system, NODE_EXTRA_CA_CERTS, REQUESTS_CA_BUNDLE) with ${protocol}`, () => {
+      const trustedCas = ['-----BEGIN CERTIFICATE-----\nsystem\n-----END CERTIFICATE-----', '-----BEGIN CERTIFICATE-----\nextra\n-----END CERTIFICATE-----'];
+      const security = kafkaSecurity({ securityProtocol: protocol, authenticationMechanism: 'SCRAM-SHA-512', useLocalPortInstance: false });
+      const connection = kafkaConnection(security, credentials, trustedCas);
+      assert.deepEqual(connection.ssl, usesTls ? { ca: trustedCas } : false);
+      assert.notEqual((connection.ssl as unknown as { ca?: unknown }).ca, trustedCas, 'a copy: kafkajs may keep what it is given');
     });
   }
 
-  it('uses SASL without TLS for sasl_plaintext', () => {
-    const connection = kafkaConnection({ securityProtocol: 'SASL_PLAINTEXT', authenticationMechanism: 'PLAIN' }, credentials);
-    assert.equal(connection.ssl, false);
-    assert.equal((connection.sasl as { mechanism: string }).mechanism, 'plain');
-  });
+  for (const missing of ['username', 'password'] as const) {
+    for (const value of [undefined, '']) {
+      it(`refuses SASL credentials whose ${missing} is ${value === undefined ? 'absent' : 'empty'}, naming what is missing and no secret`, () => {
+        const security = kafkaSecurity({ securityProtocol: 'SASL_SSL', authenticationMechanism: 'PLAIN', useLocalPortInstance: false });
+        assert.throws(
+          () => kafkaConnection(security, { ...credentials, [missing]: value }),
+          (error: unknown) =>
+            error instanceof AgentError &&
+            !(error instanceof ConfigError) &&
+            error.retriable &&
+            error.message.includes(missing) &&
+            !error.message.includes(PASSWORD) &&
+            !error.message.includes(USERNAME),
+        );
+      });
+    }
+  }
+});
 
-  it('rejects SASL without a mechanism as a configuration error', () => {
-    assert.throws(() => kafkaConnection({ securityProtocol: 'SASL_SSL', authenticationMechanism: 'NONE' }, credentials), ConfigError);
-  });
+describe('kafkaSecurity with USING_LOCAL_PORT_INSTANCE=true', () => {
+  for (const protocol of ['PLAINTEXT', 'SSL'] as const) {
+    it(`accepts ${protocol}: the brokers need no credentials`, () => {
+      const security = kafkaSecurity({ securityProtocol: protocol, authenticationMechanism: 'NONE', useLocalPortInstance: true });
+      assert.deepEqual(kafkaConnection(security, { brokers: ['local:9092'], username: undefined, password: undefined }), { brokers: ['local:9092'], ssl: protocol === 'SSL' });
+    });
+  }
+
+  for (const protocol of ['SASL_PLAINTEXT', 'SASL_SSL'] as const) {
+    it(`rejects ${protocol}: no variable carries a SASL username or password, only Port does`, () => {
+      assert.throws(
+        () => kafkaSecurity({ securityProtocol: protocol, authenticationMechanism: 'SCRAM-SHA-512', useLocalPortInstance: true }),
+        (error: unknown) => error instanceof ConfigError && error.variable === 'KAFKA_CONSUMER_SECURITY_PROTOCOL' && /USING_LOCAL_PORT_INSTANCE=true/.test(error.message),
+      );
+    });
+  }
 });

@@ -1,20 +1,24 @@
 /**
  * The Kafka source (SPEC §2): one consumer group on the runs and change-log topics, offsets
- * committed only after a message is handled, a consumer that kafkajs gives up on is rebuilt, and a
- * member without partitions waits as a standby.
+ * committed only after a message is handled, a consumer that kafkajs gives up on is rebuilt, a
+ * member without partitions waits as a standby, and credentials the brokers refuse are fetched
+ * again (through the connector) before the consumer is rebuilt.
  */
 import { setTimeout as delay } from 'node:timers/promises';
-import type { Consumer, EachBatchPayload, Kafka } from 'kafkajs';
+import type { Consumer, EachBatchPayload } from 'kafkajs';
 import { createSemaphore } from '../concurrency/semaphore.js';
 import { createOffsetCommitter, createPartitionProgress } from './partition-progress.js';
 import type { OffsetCommitter, PartitionProgress } from './partition-progress.js';
+import { isAuthenticationFailure } from './kafka-connector.js';
+import type { KafkaConnector } from './kafka-connector.js';
 import { describeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { TopicRole } from '../message/invocation.js';
 import type { MessageHandler, PartitionLag, Source, SourceStatus } from './types.js';
 
 export interface KafkaSourceDeps {
-  kafka: Kafka;
+  /** Gives the kafkajs client for the current credentials; renewed when the brokers refuse them. */
+  connector: KafkaConnector;
   groupId: string;
   runsTopic: string;
   changeLogTopic: string;
@@ -96,8 +100,9 @@ export function createKafkaSource(deps: KafkaSourceDeps): Source {
     await delay(waitMs);
   }
 
-  function createConsumer(): Consumer {
-    const created = deps.kafka.consumer({
+  async function createConsumer(): Promise<Consumer> {
+    const kafka = await deps.connector.client();
+    const created = kafka.consumer({
       groupId: deps.groupId,
       sessionTimeout: deps.sessionTimeoutMs,
       heartbeatInterval: heartbeatIntervalMs,
@@ -122,12 +127,19 @@ export function createKafkaSource(deps: KafkaSourceDeps): Source {
       attempted();
       if (!isStopping) state = 'reconnecting';
       const { error, restart } = event.payload;
-      if (restart) {
+      // kafkajs would restart with the refused credentials: rebuild with fetched ones instead.
+      const isRefused = isAuthenticationFailure(error);
+      if (restart && !isRefused) {
         logger.warn({ err: describeError(error) }, 'Kafka consumer crashed; kafkajs restarts it');
         return;
       }
       if (isStopping || created !== consumer) return;
-      logger.error({ err: describeError(error) }, 'Kafka consumer crashed and kafkajs will not restart it; rebuilding the consumer');
+      if (isRefused) {
+        deps.connector.renew();
+        logger.warn({ err: describeError(error) }, 'Kafka refused the credentials; fetching them again and rebuilding the consumer');
+      } else {
+        logger.error({ err: describeError(error) }, 'Kafka consumer crashed and kafkajs will not restart it; rebuilding the consumer');
+      }
       scheduleRebuild();
     });
     return created;
@@ -230,7 +242,7 @@ export function createKafkaSource(deps: KafkaSourceDeps): Source {
         }
         const { offset } = message;
         state.progress.dispatched(offset);
-        const handle = () => onMessage({ topic, partition, offset, role, value: message.value, traceparent: traceparentHeader(message.headers) }).then(() => undefined);
+        const handle = () => onMessage({ topic, partition, offset, role, isSigned: role === 'runs', value: message.value, traceparent: traceparentHeader(message.headers) }).then(() => undefined);
         const key = role === 'changelog' && message.key ? message.key.toString('base64') : undefined;
         const handled = key === undefined ? handle() : (state.byKey.get(key) ?? Promise.resolve()).then(handle);
         if (key !== undefined) state.byKey.set(key, handled.catch(() => undefined));
@@ -269,17 +281,34 @@ export function createKafkaSource(deps: KafkaSourceDeps): Source {
     if (isRebalancing) await drain();
   }
 
-  /** Connects and runs a fresh consumer, retrying with backoff until it works or the agent stops. */
+  /**
+   * Gets a client (fetching credentials when there are none), connects and runs a fresh consumer,
+   * retrying with backoff until it works or the agent stops: Port may be down for a while at start.
+   */
   async function startWithRetry(): Promise<void> {
     while (!isStopping && handler) {
-      const current = createConsumer();
+      let current: Consumer;
+      try {
+        current = await createConsumer();
+      } catch (error) {
+        logger.error({ err: describeError(error), retryInMs: backoffMs }, 'could not get the Kafka brokers and credentials; retrying');
+        await backOff();
+        continue;
+      }
+      if (isStopping) return;
       consumer = current;
       try {
         await run(current, handler);
         logger.info({ groupId: deps.groupId, topics: [deps.runsTopic, deps.changeLogTopic] }, 'consuming');
         return;
       } catch (error) {
-        logger.error({ err: describeError(error), retryInMs: backoffMs }, 'could not start the Kafka consumer; retrying');
+        if (isAuthenticationFailure(error)) {
+          // SPEC §2 improvement: Port rotated the credentials; the next attempt fetches them again.
+          deps.connector.renew();
+          logger.warn({ err: describeError(error), retryInMs: backoffMs }, 'Kafka refused the credentials; fetching them again and reconnecting');
+        } else {
+          logger.error({ err: describeError(error), retryInMs: backoffMs }, 'could not start the Kafka consumer; retrying');
+        }
         await current.disconnect().catch(() => undefined);
         await backOff();
       }

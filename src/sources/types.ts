@@ -6,6 +6,12 @@ export interface SourceMessage {
   partition: number;
   offset: string;
   role: TopicRole;
+  /**
+   * Whether the message must carry Port's signature (SPEC §4): runs-topic messages do; change-log
+   * events do not, nor runs claimed from Port's API by polling, which come over an authenticated
+   * call (SPEC §8: no signature check).
+   */
+  isSigned: boolean;
   value: Buffer | null;
   /** A W3C `traceparent` that came with the message (a Kafka record header), to continue its trace. */
   traceparent: string | undefined;
@@ -32,14 +38,14 @@ export interface PartitionLag {
 /**
  * What a source says of itself, for probes and metrics.
  * - starting: connecting for the first time
- * - consuming: a member of its group with partitions (or, polling, polling)
+ * - consuming: a member of its group with partitions (polling: the last poll succeeded)
  * - standby: a member of its group without partitions, waiting for a rebalance
- * - reconnecting: lost the broker or the group, trying again
+ * - reconnecting: lost the broker or the group, trying again (polling: backing off after failed polls)
  * - stopped: stopped on request
  */
 export interface SourceStatus {
   state: 'starting' | 'consuming' | 'standby' | 'reconnecting' | 'stopped';
-  /** Last time the broker answered (heartbeat, fetch, join, commit), ms since the epoch. */
+  /** Last time the broker answered (heartbeat, fetch, join, commit; polling: a claim), ms since the epoch. */
   lastBrokerAnswerAtMs: number;
   /** Last time the source did anything at all, answered or not (a request, a crash, a retry). */
   lastAttemptAtMs: number;
@@ -49,7 +55,7 @@ export interface SourceStatus {
   lag: readonly PartitionLag[];
 }
 
-/** Where messages come from: Kafka now, Port's polling API later. The source owns commit/ack. */
+/** Where messages come from: Kafka, or Port's polling API (SPEC §8). The source owns commit/ack. */
 export interface Source {
   /** Resolves once consumption has started; messages then flow to the handler. */
   start(handler: MessageHandler): Promise<void>;

@@ -7,11 +7,13 @@ import { Writable } from 'node:stream';
 import kafkajs from 'kafkajs';
 import { after, before, describe, it } from 'node:test';
 import { createLogger } from '../../src/log.js';
+import { kafkaSecurity } from '../../src/sources/kafka-client-config.js';
+import { createKafkaConnector } from '../../src/sources/kafka-connector.js';
 import { createKafkaSource } from '../../src/sources/kafka.js';
 import type { SourceMessage } from '../../src/sources/types.js';
 import { startBroker } from '../support/broker.js';
 import type { Broker } from '../support/broker.js';
-import { committedOffsets, createKafka, disconnectKafkaClients, produce, uniqueName } from '../support/kafka.js';
+import { committedOffsets, disconnectKafkaClients, produce, uniqueName } from '../support/kafka.js';
 import { waitFor } from '../support/wait.js';
 
 function capturingLogger() {
@@ -46,7 +48,13 @@ describe('Kafka source', () => {
     await produce(broker.brokers, changeLogTopic, [{ value: 'warm-up', partition: 0 }]);
     const { logger, lines } = capturingLogger();
     const source = createKafkaSource({
-      kafka: createKafka(broker.brokers, uniqueName('agent')),
+      connector: createKafkaConnector({
+        security: kafkaSecurity({ securityProtocol: 'PLAINTEXT', authenticationMechanism: 'NONE', useLocalPortInstance: true }),
+        credentials: () => Promise.resolve({ brokers: broker.brokers, username: undefined, password: undefined }),
+        clientId: uniqueName('agent'),
+        logLevel: kafkajs.logLevel.NOTHING,
+        logger,
+      }),
       groupId,
       runsTopic: topic,
       changeLogTopic,

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { connect } from 'node:net';
 import { waitFor } from './wait.js';
-import { killOnExit } from './child-processes.js';
+import { killOnExit, trackExit } from './child-processes.js';
 
 /** A Kafka-protocol broker for tests: librdkafka's mock cluster through kcat, or an external one. */
 export interface Broker {
@@ -51,19 +51,7 @@ export async function startBroker(options: BrokerOptions = {}): Promise<Broker> 
   killOnExit(child);
 
   let stderr = '';
-  let spawnError: Error | undefined;
-  let exitDescription: string | undefined;
-  const exited = new Promise<void>((resolve) => {
-    child.once('exit', (code, signal) => {
-      exitDescription = `code ${String(code)}, signal ${String(signal)}`;
-      resolve();
-    });
-    child.once('error', (error) => {
-      spawnError = error;
-      // 'exit' is not emitted when the spawn itself failed.
-      if (child.pid === undefined) resolve();
-    });
-  });
+  const { exited, exitDescription, spawnError } = trackExit(child);
   child.stderr?.setEncoding('utf8');
   // Keep draining stderr so kcat never blocks on a full pipe.
   child.stderr?.on('data', (chunk: string) => {
@@ -74,12 +62,13 @@ export async function startBroker(options: BrokerOptions = {}): Promise<Broker> 
   try {
     addresses = await waitFor(
       () => {
-        if (spawnError) {
-          const code = (spawnError as NodeJS.ErrnoException).code;
-          throw new Error(code === 'ENOENT' ? 'kcat not found: apt-get install -y kcat' : `kcat failed to start: ${spawnError.message}`);
+        const failedSpawn = spawnError();
+        if (failedSpawn) {
+          const code = (failedSpawn as NodeJS.ErrnoException).code;
+          throw new Error(code === 'ENOENT' ? 'kcat not found: apt-get install -y kcat' : `kcat failed to start: ${failedSpawn.message}`);
         }
-        if (exitDescription !== undefined) {
-          throw new Error(`kcat exited before the mock cluster was up (${exitDescription}): ${stderr.trim()}`);
+        if (exitDescription() !== undefined) {
+          throw new Error(`kcat exited before the mock cluster was up (${exitDescription()}): ${stderr.trim()}`);
         }
         const announcement = MOCK_ANNOUNCEMENT.exec(stderr)?.[0];
         if (!announcement || !announcement.includes('127.0.0.1:')) return undefined;
@@ -100,7 +89,7 @@ export async function startBroker(options: BrokerOptions = {}): Promise<Broker> 
 
   const pid = child.pid;
   const signal = (name: NodeJS.Signals): void => {
-    if (exitDescription !== undefined) throw new Error(`The mock broker has already exited (${exitDescription})`);
+    if (exitDescription() !== undefined) throw new Error(`The mock broker has already exited (${exitDescription()})`);
     child.kill(name);
   };
   return {
@@ -109,7 +98,7 @@ export async function startBroker(options: BrokerOptions = {}): Promise<Broker> 
     freeze: () => signal('SIGSTOP'),
     thaw: () => signal('SIGCONT'),
     stop: async () => {
-      if (exitDescription === undefined) child.kill('SIGKILL');
+      if (exitDescription() === undefined) child.kill('SIGKILL');
       await exited;
     },
   };

@@ -19,3 +19,29 @@ export function killOnExit(child: ChildProcess): void {
     }
   });
 }
+
+/** How a helper process (kcat, stunnel) ended, or why it never started; read while waiting for it. */
+export interface ExitTracker {
+  /** Settles once the process has exited (or failed to spawn). */
+  exited: Promise<void>;
+  /** `code …, signal …` once it has exited, else undefined. */
+  exitDescription(): string | undefined;
+  spawnError(): Error | undefined;
+}
+
+export function trackExit(child: ChildProcess): ExitTracker {
+  let spawnError: Error | undefined;
+  let exitDescription: string | undefined;
+  const exited = new Promise<void>((resolve) => {
+    child.once('exit', (code, signal) => {
+      exitDescription = `code ${String(code)}, signal ${String(signal)}`;
+      resolve();
+    });
+    child.once('error', (error) => {
+      spawnError = error;
+      // 'exit' is not emitted when the spawn itself failed.
+      if (child.pid === undefined) resolve();
+    });
+  });
+  return { exited, exitDescription: () => exitDescription, spawnError: () => spawnError };
+}

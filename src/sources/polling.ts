@@ -1,0 +1,333 @@
+/**
+ * The polling source (SPEC §8, `STREAMER_NAME=POLLING`): no Kafka. Every POLLING_INTERVAL_SECONDS
+ * it claims pending action runs and workflow node runs from the Port API, acknowledges each one
+ * (a run Port does not acknowledge belongs to another agent and is skipped), and hands the acked
+ * runs to the same handler the Kafka source uses, as unsigned runs-topic messages. A full batch
+ * means more are waiting: it polls again at once. Failed polls back off exponentially with
+ * jitter; after POLLING_MAX_FAILURE_DURATION_SECONDS of nothing but failures it gives up, and the
+ * agent exits 0, as the official agent does (port-labs/port-agent
+ * app/consumers/http_polling_consumer.py).
+ *
+ * Runs are handled concurrently, as on the Kafka path: up to `maxInHand` at once, and the loop
+ * waits for room before handing over the next one.
+ */
+import { setTimeout as delay } from 'node:timers/promises';
+import { createSemaphore } from '../concurrency/semaphore.js';
+import type { RetryPolicy } from '../delivery/retry-policy.js';
+import { describeError } from '../errors.js';
+import { isPlainObject } from '../json-shape.js';
+import type { Logger } from '../log.js';
+import type { PortClient } from '../reporting/port-client.js';
+import type { Reporter, RunRef } from '../reporting/reporter.js';
+import { nextBackoffMs, withJitterMs } from './polling-backoff.js';
+import type { PollingBackoffSettings } from './polling-backoff.js';
+import { buildRunMessage, claimedRunId } from './polling-message.js';
+import type { ClaimedRunKind } from './polling-message.js';
+import type { MessageHandler, Source, SourceStatus } from './types.js';
+
+/** The POLLING_* settings (config.polling). */
+export interface PollingSettings extends PollingBackoffSettings {
+  intervalSeconds: number;
+  runsBatchSize: number;
+  maxFailureDurationSeconds: number;
+}
+
+export interface PollingSourceDeps {
+  port: PortClient;
+  /** Reports a run whose processing failed outside the handler's own reports (SPEC §8). */
+  reporter: Pick<Reporter, 'failed'>;
+  settings: PollingSettings;
+  /** Runs handled at once, as on the Kafka path; the loop waits for room at the limit. */
+  maxInHand: number;
+  shutdownGraceMs: number;
+  logger: Logger;
+  /**
+   * Called once, after the loop has stopped, when polling failed for
+   * POLLING_MAX_FAILURE_DURATION_SECONDS without a success: the agent should stop and exit 0
+   * (SPEC §8, as the reference). The runs in hand are still finishing; `stop()` waits for them.
+   */
+  onGiveUp: () => void;
+  now?: () => number;
+  /** Waits `ms`, or less when `signal` aborts (stop); never rejects. */
+  sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
+  random?: () => number;
+}
+
+/** SPEC §8: the installation id the official agent claims runs for. */
+export const POLLING_INSTALLATION_ID = '_PORT_EXEC_AGENT';
+/** SPEC §8: the summary of a run the agent failed to process, as the reference words it. */
+export const PROCESSING_FAILED_SUMMARY = 'Agent failed to process the run';
+/** SPEC §8: claim and ack calls carry this header. */
+const RESERVED_USAGE_HEADERS = { 'x-port-reserved-usage': 'true' };
+/** A claim is tried once: the poll loop's own backoff (POLLING_*) decides when to try again. */
+const CLAIM_RETRY_POLICY: RetryPolicy = { retries: 0, minTimeoutMs: 0, maxTimeoutMs: 0, maxRetryTimeMs: 0 };
+/** Readiness: a working poller hears from Port every interval; three missed turns, or this, is too long. */
+const PORT_SILENT_MIN_MS = 60_000;
+/** Liveness: a loop that has not even tried for three of its longest pauses, or this, is stuck. */
+const LOOP_STALE_MIN_MS = 120_000;
+
+/** What differs between claiming action runs and node runs (SPEC §8). */
+interface ClaimApi {
+  kind: ClaimedRunKind;
+  /** The `topic` of the messages, for logs and the messages metric. */
+  topic: string;
+  claimPath: string;
+  claimBody(limit: number): Record<string, unknown>;
+  /** The list field of the claim's answer. */
+  listField: 'runs' | 'nodeRuns';
+  ackPath: string;
+  ackBody(runId: string): Record<string, unknown>;
+  isAcked(data: Record<string, unknown>): boolean;
+}
+
+const ACTION_RUNS: ClaimApi = {
+  kind: 'action-run',
+  topic: 'polling:action-runs',
+  claimPath: '/v1/actions/runs/claim-pending',
+  claimBody: (limit) => ({ installationId: POLLING_INSTALLATION_ID, limit, invocationMethod: 'WEBHOOK' }),
+  listField: 'runs',
+  ackPath: '/v1/actions/runs/ack',
+  // One call per run, as the reference: a refusal then concerns that run alone.
+  ackBody: (runId) => ({ runIds: [runId] }),
+  isAcked: (data) => typeof data.ackedCount === 'number' && data.ackedCount > 0,
+};
+
+const NODE_RUNS: ClaimApi = {
+  kind: 'node-run',
+  topic: 'polling:node-runs',
+  claimPath: '/v1/workflows/runs/claim-pending',
+  claimBody: (limit) => ({ installationId: POLLING_INSTALLATION_ID, limit }),
+  listField: 'nodeRuns',
+  ackPath: '/v1/workflows/runs/ack',
+  ackBody: (runId) => ({ nodeRunIdentifier: runId }),
+  isAcked: (data) => data.acked === true,
+};
+
+const route = (method: string, path: string): string => `${method} ${path}`;
+
+async function sleepUnlessAborted(ms: number, signal: AbortSignal): Promise<void> {
+  await delay(ms, undefined, { signal }).catch(() => undefined);
+}
+
+/**
+ * The probe windows of a polling agent (issue 6): Port answers every poll interval, and the loop
+ * pauses at most an interval or a (jittered) maximum backoff between attempts.
+ */
+export function pollingProbeWindows(settings: PollingSettings): { consumerStaleAfterMs: number; brokerSilentAfterMs: number } {
+  const intervalMs = settings.intervalSeconds * 1000;
+  const longestPauseMs = Math.max(intervalMs, settings.maxBackoffSeconds * 1000 * (1 + settings.backoffJitterFactor));
+  return {
+    consumerStaleAfterMs: Math.max(LOOP_STALE_MIN_MS, 3 * longestPauseMs),
+    brokerSilentAfterMs: Math.max(PORT_SILENT_MIN_MS, 3 * intervalMs),
+  };
+}
+
+export function createPollingSource(deps: PollingSourceDeps): Source {
+  const { port, settings, logger } = deps;
+  const now = deps.now ?? Date.now;
+  const sleep = deps.sleep ?? sleepUnlessAborted;
+  const random = deps.random ?? Math.random;
+  const intervalMs = settings.intervalSeconds * 1000;
+  const maxFailureMs = settings.maxFailureDurationSeconds * 1000;
+  const inHand = createSemaphore(deps.maxInHand);
+  const inFlight = new Set<Promise<void>>();
+  const stopping = new AbortController();
+  let isStopping = false;
+  let looping: Promise<void> | undefined;
+  let state: SourceStatus['state'] = 'starting';
+  let lastBrokerAnswerAtMs = now();
+  let lastAttemptAtMs = lastBrokerAnswerAtMs;
+  /** Waiting for room to hand over an acked run: busy with runs, not stuck. */
+  let isWaitingForRoom = false;
+  let sequence = 0;
+
+  const attempted = () => {
+    lastAttemptAtMs = now();
+  };
+  const answered = () => {
+    lastBrokerAnswerAtMs = now();
+    lastAttemptAtMs = lastBrokerAnswerAtMs;
+  };
+
+  /** The claimed runs, or why the claim failed (a failed poll). */
+  async function claim(api: ClaimApi): Promise<{ ok: true; runs: unknown[] } | { ok: false; error: string }> {
+    attempted();
+    const result = await port.call('POST', api.claimPath, route('POST', api.claimPath), api.claimBody(settings.runsBatchSize), RESERVED_USAGE_HEADERS, {
+      retryPolicy: CLAIM_RETRY_POLICY,
+    });
+    if (!result.ok) return { ok: false, error: result.error.message };
+    answered();
+    // The reference reads the list with a default: no list means nothing to do.
+    const runs = isPlainObject(result.data) ? (result.data[api.listField] ?? []) : undefined;
+    if (!Array.isArray(runs)) return { ok: false, error: `Port API ${route('POST', api.claimPath)} answered without a ${api.listField} list` };
+    return { ok: true, runs };
+  }
+
+  /** One call per run (SPEC §8); false when Port did not acknowledge it or the call failed. */
+  async function acknowledge(api: ClaimApi, runId: string): Promise<boolean> {
+    attempted();
+    const result = await port.call('PATCH', api.ackPath, route('PATCH', api.ackPath), api.ackBody(runId), RESERVED_USAGE_HEADERS);
+    if (!result.ok) {
+      logger.warn({ runId, status: result.status, err: result.error.message }, 'run skipped: acknowledging it failed');
+      return false;
+    }
+    answered();
+    if (!isPlainObject(result.data) || !api.isAcked(result.data)) {
+      logger.info({ runId }, 'run skipped: Port did not acknowledge it (another agent took it)');
+      return false;
+    }
+    return true;
+  }
+
+  async function reportProcessingFailure(api: ClaimApi, runId: string, runLogger: Logger): Promise<void> {
+    const run: RunRef = { kind: api.kind, runId, synchronized: false };
+    await deps.reporter.failed(run, PROCESSING_FAILED_SUMMARY, runLogger).catch((error: unknown) => {
+      runLogger.error({ err: describeError(error) }, 'reporting the failed run failed');
+    });
+  }
+
+  /** Builds the message and runs the handler; a run that cannot be processed is reported failed. */
+  async function process(api: ClaimApi, runId: string, run: unknown, offset: string, handler: MessageHandler): Promise<void> {
+    const runLogger = logger.child({ runId, topic: api.topic, offset });
+    try {
+      const built = buildRunMessage(api.kind, run, runId);
+      if (!built.ok) {
+        runLogger.error({ reason: built.reason }, 'run failed: the claimed run cannot be processed');
+        await reportProcessingFailure(api, runId, runLogger);
+        return;
+      }
+      // The handler reports its own failures (a service error, a mapping error…); only a crash is left.
+      await handler({ topic: api.topic, partition: 0, offset, role: 'runs', isSigned: false, value: Buffer.from(JSON.stringify(built.message)), traceparent: undefined });
+    } catch (error) {
+      runLogger.error({ err: describeError(error), stack: error instanceof Error ? error.stack : undefined }, 'run failed: processing it failed unexpectedly');
+      await reportProcessingFailure(api, runId, runLogger);
+    }
+  }
+
+  async function handOver(api: ClaimApi, runId: string, run: unknown, handler: MessageHandler): Promise<void> {
+    isWaitingForRoom = true;
+    const release = await inHand.acquire().finally(() => {
+      isWaitingForRoom = false;
+    });
+    sequence += 1;
+    const task: Promise<void> = process(api, runId, run, String(sequence), handler).finally(() => {
+      release();
+      inFlight.delete(task);
+    });
+    inFlight.add(task);
+  }
+
+  /** Claims, acks every run, then hands the acked ones over (SPEC §8: all acks before processing). */
+  async function pollKind(api: ClaimApi, handler: MessageHandler): Promise<{ ok: true; isFullBatch: boolean } | { ok: false; error: string }> {
+    const claimed = await claim(api);
+    if (!claimed.ok) return claimed;
+    const { runs } = claimed;
+    if (runs.length === 0) logger.debug({ kind: api.kind }, 'no pending runs');
+    else logger.info({ kind: api.kind, count: runs.length }, 'runs claimed');
+    const acked: { runId: string; run: unknown }[] = [];
+    for (const run of runs) {
+      // Once stopping, unacknowledged runs are left to Port, which hands them out again.
+      if (isStopping) break;
+      const runId = claimedRunId(api.kind, run);
+      if (runId === undefined) {
+        logger.warn({ kind: api.kind }, 'claimed run dropped: it has no id');
+        continue;
+      }
+      if (await acknowledge(api, runId)) acked.push({ runId, run });
+    }
+    // Acked runs are this agent's: they are handed over even while stopping.
+    for (const { runId, run } of acked) await handOver(api, runId, run, handler);
+    return { ok: true, isFullBatch: runs.length >= settings.runsBatchSize };
+  }
+
+  /** Polls until stopped; resolves true when it gave up after too long a failure. */
+  async function loop(handler: MessageHandler): Promise<boolean> {
+    let backoffMs = 0;
+    let failingSinceMs: number | undefined;
+    while (!isStopping) {
+      const errors: string[] = [];
+      let isFullBatch = false;
+      for (const api of [ACTION_RUNS, NODE_RUNS]) {
+        if (isStopping) break;
+        let polled;
+        try {
+          polled = await pollKind(api, handler);
+        } catch (error) {
+          polled = { ok: false as const, error: describeError(error) };
+        }
+        if (polled.ok) isFullBatch ||= polled.isFullBatch;
+        else errors.push(polled.error);
+      }
+      if (isStopping) break;
+      if (errors.length === 0) {
+        if (backoffMs > 0) logger.info('polling recovered');
+        backoffMs = 0;
+        failingSinceMs = undefined;
+        state = 'consuming';
+        // A full batch means more runs are waiting: poll again at once.
+        if (!isFullBatch) await sleep(intervalMs, stopping.signal);
+        continue;
+      }
+      failingSinceMs ??= now();
+      const failingForMs = now() - failingSinceMs;
+      if (failingForMs > maxFailureMs) {
+        logger.error({ failingForSeconds: Math.round(failingForMs / 100) / 10, maxFailureDurationSeconds: settings.maxFailureDurationSeconds, err: errors.join('; ') }, 'polling kept failing for POLLING_MAX_FAILURE_DURATION_SECONDS; giving up');
+        state = 'stopped';
+        return true;
+      }
+      state = 'reconnecting';
+      backoffMs = nextBackoffMs(backoffMs, settings);
+      const waitMs = withJitterMs(backoffMs, settings.backoffJitterFactor, random);
+      logger.warn({ err: errors.join('; '), retryInMs: Math.round(waitMs), failingForSeconds: Math.round(failingForMs / 100) / 10 }, 'polling failed; backing off');
+      attempted();
+      await sleep(waitMs, stopping.signal);
+    }
+    return false;
+  }
+
+  /** Waits for every run in hand, including those the loop is still handing over. */
+  async function drain(): Promise<void> {
+    await looping;
+    while (inFlight.size > 0) await Promise.allSettled([...inFlight]);
+  }
+
+  return {
+    async start(handler) {
+      logger.info({ intervalSeconds: settings.intervalSeconds, batchSize: settings.runsBatchSize, installationId: POLLING_INSTALLATION_ID }, 'polling Port for runs');
+      looping = loop(handler).then(
+        (hasGivenUp) => {
+          if (hasGivenUp) deps.onGiveUp();
+        },
+        (error: unknown) => {
+          // Every poll failure is caught inside the loop; this is a defect. Stop like a give-up.
+          logger.fatal({ err: describeError(error) }, 'the polling loop failed');
+          state = 'stopped';
+          deps.onGiveUp();
+        },
+      );
+    },
+    async stop() {
+      isStopping = true;
+      state = 'stopped';
+      stopping.abort();
+      let timer: NodeJS.Timeout | undefined;
+      const graceOver = new Promise<false>((resolve) => {
+        timer = setTimeout(() => resolve(false), deps.shutdownGraceMs);
+      });
+      const inTime = await Promise.race([drain().then(() => true as const), graceOver]);
+      clearTimeout(timer);
+      if (!inTime) logger.warn({ graceMs: deps.shutdownGraceMs, inFlight: inFlight.size }, 'in-flight runs did not finish within the grace period; they stay in progress in Port');
+    },
+    status() {
+      // While waiting for room the loop is busy with runs in hand, as alive as a heartbeat.
+      const busyAtMs = isWaitingForRoom ? now() : undefined;
+      return {
+        state,
+        lastBrokerAnswerAtMs: busyAtMs ?? lastBrokerAnswerAtMs,
+        lastAttemptAtMs: busyAtMs ?? lastAttemptAtMs,
+        messagesInHand: inFlight.size,
+        lag: [],
+      };
+    },
+  };
+}
