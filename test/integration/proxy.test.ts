@@ -146,10 +146,15 @@ describe('the agent behind a proxy, trusting a private CA', () => {
   });
 
   it('stops at start, naming the variable, when a CA file cannot be read', async () => {
-    const setup = agentSetup(broker, port, { NODE_EXTRA_CA_CERTS: '/nonexistent/ca.pem' });
-    const failing = startAgent(setup.env);
-    const exit = await failing.exited;
-    assert.equal(exit.code, 2, failing.stderr());
-    assert.match(failing.stderr(), /^port-agent: Invalid configuration: NODE_EXTRA_CA_CERTS names a file that cannot be read \(\/nonexistent\/ca\.pem: .*\)\n$/);
+    const failing = startAgent(agentSetup(broker, port, { REQUESTS_CA_BUNDLE: '/nonexistent/ca.pem' }).env);
+    assert.equal((await failing.exited).code, 2, failing.stderr());
+    assert.match(failing.stderr(), /^port-agent: Invalid configuration: REQUESTS_CA_BUNDLE names a file that cannot be read \(\/nonexistent\/ca\.pem: .*\)\n$/);
+    // Node.js reads NODE_EXTRA_CA_CERTS itself before the agent starts, and only warns.
+    const alsoNode = startAgent(agentSetup(broker, port, { NODE_EXTRA_CA_CERTS: '/nonexistent/ca.pem' }).env);
+    assert.equal((await alsoNode.exited).code, 2, alsoNode.stderr());
+    const lines = alsoNode.stderr().trimEnd().split('\n');
+    assert.match(lines.at(-1) ?? '', /^port-agent: Invalid configuration: NODE_EXTRA_CA_CERTS names a file that cannot be read \(\/nonexistent\/ca\.pem: .*\)$/);
+    assert.ok(lines.slice(0, -1).every((line) => line.startsWith('Warning: Ignoring extra certs')), alsoNode.stderr());
   });
+
 });
