@@ -50,13 +50,7 @@ export async function startBroker(options: BrokerOptions = {}): Promise<Broker> 
   });
   killOnExit(child);
 
-  let stderr = '';
-  const { exited, exitDescription, spawnError } = trackExit(child);
-  child.stderr?.setEncoding('utf8');
-  // Keep draining stderr so kcat never blocks on a full pipe.
-  child.stderr?.on('data', (chunk: string) => {
-    if (stderr.length < MAX_STDERR_CHARS) stderr += chunk;
-  });
+  const { exited, exitDescription, spawnError, stderr } = trackExit(child, MAX_STDERR_CHARS);
 
   let addresses: string[];
   try {
@@ -68,9 +62,9 @@ export async function startBroker(options: BrokerOptions = {}): Promise<Broker> 
           throw new Error(code === 'ENOENT' ? 'kcat not found: apt-get install -y kcat' : `kcat failed to start: ${failedSpawn.message}`);
         }
         if (exitDescription() !== undefined) {
-          throw new Error(`kcat exited before the mock cluster was up (${exitDescription()}): ${stderr.trim()}`);
+          throw new Error(`kcat exited before the mock cluster was up (${exitDescription()}): ${stderr().trim()}`);
         }
-        const announcement = MOCK_ANNOUNCEMENT.exec(stderr)?.[0];
+        const announcement = MOCK_ANNOUNCEMENT.exec(stderr())?.[0];
         if (!announcement || !announcement.includes('127.0.0.1:')) return undefined;
         const found = announcement.match(LOOPBACK_ADDRESS) ?? [];
         return found.length > 0 ? found : undefined;

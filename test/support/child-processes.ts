@@ -27,9 +27,16 @@ export interface ExitTracker {
   /** `code …, signal …` once it has exited, else undefined. */
   exitDescription(): string | undefined;
   spawnError(): Error | undefined;
+  /** The start of its stderr (up to `maxStderrChars`), which is drained so the process never blocks on a full pipe. */
+  stderr(): string;
 }
 
-export function trackExit(child: ChildProcess): ExitTracker {
+export function trackExit(child: ChildProcess, maxStderrChars: number): ExitTracker {
+  let stderr = '';
+  child.stderr?.setEncoding('utf8');
+  child.stderr?.on('data', (chunk: string) => {
+    if (stderr.length < maxStderrChars) stderr += chunk;
+  });
   let spawnError: Error | undefined;
   let exitDescription: string | undefined;
   const exited = new Promise<void>((resolve) => {
@@ -43,5 +50,5 @@ export function trackExit(child: ChildProcess): ExitTracker {
       if (child.pid === undefined) resolve();
     });
   });
-  return { exited, exitDescription: () => exitDescription, spawnError: () => spawnError };
+  return { exited, exitDescription: () => exitDescription, spawnError: () => spawnError, stderr: () => stderr };
 }

@@ -74,12 +74,7 @@ export async function startTlsTunnel(targets: readonly string[], server: { key: 
 
   const child = spawn(STUNNEL, [configFile], { stdio: ['ignore', 'ignore', 'pipe'] });
   killOnExit(child);
-  let stderr = '';
-  const { exited, exitDescription, spawnError } = trackExit(child);
-  child.stderr?.setEncoding('utf8');
-  child.stderr?.on('data', (chunk: string) => {
-    if (stderr.length < MAX_STDERR_CHARS) stderr += chunk;
-  });
+  const { exited, exitDescription, spawnError, stderr } = trackExit(child, MAX_STDERR_CHARS);
   try {
     await waitFor(
       async () => {
@@ -87,7 +82,7 @@ export async function startTlsTunnel(targets: readonly string[], server: { key: 
         if (failedSpawn) {
           throw new Error((failedSpawn as NodeJS.ErrnoException).code === 'ENOENT' ? `${STUNNEL} not found: apt-get install -y stunnel4` : `${STUNNEL} failed to start: ${failedSpawn.message}`);
         }
-        if (exitDescription() !== undefined) throw new Error(`${STUNNEL} exited (${exitDescription()}): ${stderr.trim()}`);
+        if (exitDescription() !== undefined) throw new Error(`${STUNNEL} exited (${exitDescription()}): ${stderr().trim()}`);
         return (await Promise.all(addresses.map(accepts))).every(Boolean);
       },
       { timeoutMs: START_TIMEOUT_MS, description: `${STUNNEL} to listen on ${addresses.join(',')}` },
