@@ -129,6 +129,17 @@ describe('mapping rules', () => {
     assert.deepEqual(request.headers, { 'X-Run': 'r_7', 'X-Count': '3' });
   });
 
+  it('fails a run whose mapping renders a header Node.js cannot send, naming the field', async () => {
+    for (const headers of ["{ 'X-Note': 'line\\nbreak' }", "{ 'X-Note': '日本' }", "{ 'Bad Name': 'x' }"]) {
+      const [mapping] = compileMappings([{ url: "'http://x'", headers }], compiler);
+      await assert.rejects(
+        createMapper([mapping!]).renderRequest(mapping!, {}, { url: undefined, method: 'POST', body: {}, headers: {} }),
+        (error: unknown) => error instanceof MappingError && /field "headers\.[^"]+": is not a valid HTTP header/.test(error.message),
+        headers,
+      );
+    }
+  });
+
   it('rejects unknown fields and broken expressions at compile time, naming index, field and expression', () => {
     assert.throws(() => compileMappings([{ enabled: true, urll: 'x' }], compiler), /Mapping 0, field "urll": unknown field/);
     assert.throws(() => compileMappings([{}, { report: { status: "'SUCCESS' &" } }], compiler), /Mapping 1, field "report.status": the jsonata expression "'SUCCESS' &" does not compile/);

@@ -6,6 +6,7 @@
 import { MappingError, describeError } from '../errors.js';
 import { isPlainObject } from '../json-shape.js';
 import type { CompiledMapping, ReportOverrides, RequestSpec, Template } from './types.js';
+import { isHeaderName, isHeaderValue } from '../http-header-rules.js';
 
 export interface RequestDefaults {
   url: unknown;
@@ -77,8 +78,8 @@ function toHeaders(value: unknown, mapping: CompiledMapping, field: string): Rec
     if (raw === null || raw === undefined) continue;
     const text = scalarText(raw);
     if (text === undefined) throw invalid(mapping, `${field}.${name}`, 'must evaluate to a string, number or boolean');
-    if (/[\r\n]/.test(text) || !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name)) {
-      throw invalid(mapping, `${field}.${name}`, 'is not a valid HTTP header');
+    if (!isHeaderName(name) || !isHeaderValue(text)) {
+      throw invalid(mapping, `${field}.${name}`, 'is not a valid HTTP header (name, line breaks, control or non-Latin-1 characters)');
     }
     headers[name] = text;
   }

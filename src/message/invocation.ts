@@ -4,6 +4,7 @@
  */
 import { MessageError } from '../errors.js';
 import { isPlainObject } from '../json-shape.js';
+import { isHeaderName, isHeaderValue } from '../http-header-rules.js';
 
 /** Which of the two subscribed topics a message came from. */
 export type TopicRole = 'runs' | 'changelog';
@@ -62,10 +63,6 @@ export function classify(message: unknown, role: TopicRole): Classification {
   };
 }
 
-/** RFC 9110 token: what Node.js accepts as a header name. */
-const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-/** What Node.js accepts in a header value (no CR, LF, NUL or other controls; Latin-1 only). */
-const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 /** A name from the message quoted in an error is cut here: the error becomes a run summary. */
 const QUOTED_NAME_MAX_CHARS = 64;
 
@@ -98,12 +95,12 @@ function readHeaders(raw: unknown, where: string, runId: string | undefined): Re
   if (!isPlainObject(raw)) throw new MessageError(`${where}.headers must be an object (got ${typeName(raw)})`, { runId });
   for (const [name, value] of Object.entries(raw)) {
     if (value === null) continue;
-    if (!HEADER_NAME.test(name)) throw new MessageError(`${where}.headers has a name that is not a valid HTTP header name: ${quotedName(name)}`, { runId });
+    if (!isHeaderName(name)) throw new MessageError(`${where}.headers has a name that is not a valid HTTP header name: ${quotedName(name)}`, { runId });
     if (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean') {
       throw new MessageError(`${where}.headers[${quotedName(name)}] must be a string (got ${typeName(value)})`, { runId });
     }
     const text = String(value);
-    if (!HEADER_VALUE.test(text)) {
+    if (!isHeaderValue(text)) {
       throw new MessageError(`${where}.headers[${quotedName(name)}] is not a valid HTTP header value (line breaks, control or non-Latin-1 characters)`, { runId });
     }
     headers[name] = text;
