@@ -5,7 +5,7 @@
 import { loadConfig, expressionEnvironment } from './config/load.js';
 import type { Config, Environment } from './config/load.js';
 import { withEnvFile } from './config/env-file.js';
-import { runCheckConfigCommand, startupProblem } from './commands/check-config.js';
+import { runCheckConfigCommand, startupChecks } from './commands/check-config.js';
 import { runRenderCommand } from './commands/render.js';
 import { createSemaphore } from './concurrency/semaphore.js';
 import { createHostGuard } from './delivery/host-guard.js';
@@ -14,7 +14,6 @@ import { createDeliverer } from './delivery/send.js';
 import { createTargetPolicy } from './delivery/target-policy.js';
 import { ConfigError, MappingError, describeError } from './errors.js';
 import { createHttpClient, createHttpTransport } from './http-client.js';
-import { loadTrustedCas } from './tls-trust.js';
 import { watchEventLoop } from './health/event-loop.js';
 import { createAgentMetrics } from './health/metrics.js';
 import { createProbes } from './health/probes.js';
@@ -172,15 +171,9 @@ export async function runAgent(): Promise<number> {
   }
   const key = decryptionKey(config.port.clientSecret);
   // The checks `port-agent check-config` makes too: decryption key, Kafka security, CA files.
-  const problem = startupProblem(config, mappings);
-  if (problem) {
-    compiler.close();
-    return configFailure(problem);
-  }
-
   let ca: string[] | undefined;
   try {
-    ca = loadTrustedCas(config.network.extraCaFiles);
+    ca = startupChecks(config, mappings);
   } catch (error) {
     compiler.close();
     if (error instanceof ConfigError) return configFailure(error);

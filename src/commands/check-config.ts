@@ -120,26 +120,21 @@ function describeVariables(processEnv: Environment, merged: Environment): Record
 }
 
 /**
- * The rules main.ts applies at start after the mapping file is loaded, with the agent's texts.
- * Undefined when the configuration can start.
+ * The rules main.ts applies at start after the mapping file is loaded, with the agent's texts:
+ * the decryption key, the Kafka security settings, the CA files. Returns the CAs to trust (read
+ * once, here), undefined for Node's defaults.
+ * @throws ConfigError when the configuration cannot start.
  */
-export function startupProblem(config: Config, mappings: readonly CompiledMapping[]): ConfigError | undefined {
+export function startupChecks(config: Config, mappings: readonly CompiledMapping[]): string[] | undefined {
   const decrypting = mappings.find((mapping) => mapping.fieldsToDecryptPaths.length > 0);
   if (decrypting && !decryptionKey(config.port.clientSecret)) {
-    return new ConfigError(
+    throw new ConfigError(
       `Invalid configuration: PORT_CLIENT_SECRET is shorter than the 32 bytes of an AES-256 key, and mapping ${decrypting.index} asks to decrypt fields (fieldsToDecryptPaths)`,
       { variable: 'PORT_CLIENT_SECRET' },
     );
   }
-  try {
-    // The rest of the agent's start-up checks: the Kafka security settings and the CA files.
-    if (config.streamerName === 'KAFKA') kafkaSecurity(config.kafka);
-    loadTrustedCas(config.network.extraCaFiles);
-  } catch (error) {
-    if (error instanceof ConfigError) return error;
-    throw error;
-  }
-  return undefined;
+  if (config.streamerName === 'KAFKA') kafkaSecurity(config.kafka);
+  return loadTrustedCas(config.network.extraCaFiles);
 }
 
 /**
@@ -152,8 +147,7 @@ export function checkConfig(processEnv: Environment, workingDirectory: string): 
   const compiler = createCompiler(config.mapping.dialect, expressionEnvironment(env));
   try {
     const loaded = loadMappings({ ...config.mapping, workingDirectory }, compiler);
-    const problem = startupProblem(config, loaded.mappings);
-    if (problem) throw problem;
+    startupChecks(config, loaded.mappings);
     const envFile = join(workingDirectory, '.env');
     return {
       valid: true,
