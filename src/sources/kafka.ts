@@ -7,6 +7,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Consumer, EachBatchPayload } from 'kafkajs';
 import { createSemaphore } from '../concurrency/semaphore.js';
+import { settlesWithin } from '../concurrency/settles-within.js';
 import { createOffsetCommitter, createPartitionProgress } from './partition-progress.js';
 import type { OffsetCommitter, PartitionProgress } from './partition-progress.js';
 import { isAuthenticationFailure } from './kafka-connector.js';
@@ -345,7 +346,7 @@ export function createKafkaSource(deps: KafkaSourceDeps): Source {
             return true;
           },
         );
-      const inTime = await Promise.race([finished, delay(deps.shutdownGraceMs).then(() => false)]);
+      const inTime = await settlesWithin(finished, deps.shutdownGraceMs);
       if (!inTime) logger.warn({ graceMs: deps.shutdownGraceMs, inFlight: inFlight.size }, 'in-flight messages did not finish within the grace period; they will be delivered again');
     },
     status() {

@@ -13,6 +13,7 @@
  */
 import { setTimeout as delay } from 'node:timers/promises';
 import { createSemaphore } from '../concurrency/semaphore.js';
+import { settlesWithin } from '../concurrency/settles-within.js';
 import type { RetryPolicy } from '../delivery/retry-policy.js';
 import { describeError } from '../errors.js';
 import { isPlainObject } from '../json-shape.js';
@@ -310,12 +311,7 @@ export function createPollingSource(deps: PollingSourceDeps): Source {
       isStopping = true;
       state = 'stopped';
       stopping.abort();
-      let timer: NodeJS.Timeout | undefined;
-      const graceOver = new Promise<false>((resolve) => {
-        timer = setTimeout(() => resolve(false), deps.shutdownGraceMs);
-      });
-      const inTime = await Promise.race([drain().then(() => true as const), graceOver]);
-      clearTimeout(timer);
+      const inTime = await settlesWithin(drain(), deps.shutdownGraceMs);
       if (!inTime) logger.warn({ graceMs: deps.shutdownGraceMs, inFlight: inFlight.size }, 'in-flight runs did not finish within the grace period; they stay in progress in Port');
     },
     status() {
