@@ -62,7 +62,7 @@ const cases: { name: string; dialect: MappingDialect; mappings: (compiler: Retur
   {
     name: 'default mapping (official file)',
     dialect: 'jq',
-    mappings: (compiler) => compileMappings(JSON.parse(readFileSync(new URL('../../shared/fixtures/official-default-mapping.jq.json', import.meta.url), 'utf8')), compiler),
+    mappings: (compiler) => compileMappings(JSON.parse(readFileSync(new URL('../test/fixtures/official-default-mapping.jq.json', import.meta.url), 'utf8')), compiler),
   },
   { name: '20-field custom mapping', dialect: 'jsonata', mappings: (compiler) => compileMappings(twentyFields('jsonata'), compiler) },
   { name: '20-field custom mapping', dialect: 'jq', mappings: (compiler) => compileMappings(twentyFields('jq'), compiler) },

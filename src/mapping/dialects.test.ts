@@ -13,7 +13,7 @@ import { loadMappings } from './load.js';
 import { createMapper } from './render.js';
 import type { Mapper } from './render.js';
 
-const OFFICIAL_JQ_DEFAULT = JSON.parse(readFileSync(new URL('../../../shared/fixtures/official-default-mapping.jq.json', import.meta.url), 'utf8')) as unknown;
+const OFFICIAL_JQ_DEFAULT = JSON.parse(readFileSync(new URL('../../test/fixtures/official-default-mapping.jq.json', import.meta.url), 'utf8')) as unknown;
 const ENVIRONMENT = {
   GITLAB_URL: 'https://gitlab.internal/',
   platform_infra_deployer: 'glptt-token',

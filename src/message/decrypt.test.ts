@@ -6,7 +6,7 @@ import { describe, it } from 'node:test';
 import { DECRYPTED_VALUE_PLACEHOLDER, decodePythonBase64, decryptFields, decryptionKey, withoutDecryptedValues } from './decrypt.js';
 import type { DecryptionWarning } from './decrypt.js';
 
-const FIXTURE_URL = new URL('../../../shared/fixtures/decrypt-fields.json', import.meta.url);
+const FIXTURE_URL = new URL('../../test/fixtures/decrypt-fields.json', import.meta.url);
 
 // The bad vectors carry no path of their own.
 const BAD_VECTOR_PATH = 'payload.properties.secret';

@@ -15,7 +15,7 @@ import {
 } from './signature.js';
 
 // The fixture holds NaN and Infinity (Python's json writes them), which JSON.parse refuses.
-const FIXTURE_URL = new URL('../../../shared/fixtures/incoming-signatures.json', import.meta.url);
+const FIXTURE_URL = new URL('../../test/fixtures/incoming-signatures.json', import.meta.url);
 
 interface SignatureCase {
   name: string;

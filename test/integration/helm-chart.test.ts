@@ -1,15 +1,23 @@
-// The Helm chart in helm/port-agent, rendered by ../shared/tools/helm-template (helm's template
-// engine, values merging and schema validation, without a cluster) and checked as data: what the
+// The Helm chart in helm/port-agent, rendered by `helm template` when helm is on the PATH, else by
+// the repository's tools/helm-template (helm's template engine, values merging and schema
+// validation, without a cluster), and checked as data: what the
 // pods get (env, mounts, probes, security contexts), which objects exist for which values, and
 // that a changed mapping or secret changes the pod template.
 import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parse, parseAllDocuments } from 'yaml';
 
-const RENDERER = fileURLToPath(new URL('../../../shared/tools/helm-template/helm-template', import.meta.url));
+const BUNDLED_RENDERER = fileURLToPath(new URL('../../tools/helm-template/helm-template', import.meta.url));
+/**
+ * `helm template` when helm is installed; else the repository's renderer, whose --strict also
+ * checks each document's shape (helm template has no such flag: a real helm validates at install).
+ */
+const RENDERER = spawnSync('helm', ['version', '--short'], { stdio: 'ignore' }).status === 0
+  ? { name: 'helm template', command: 'helm', leadingArgs: ['template'], strictArgs: [] as string[] }
+  : { name: 'helm-template', command: BUNDLED_RENDERER, leadingArgs: [] as string[], strictArgs: ['--strict'] };
 const CHART = fileURLToPath(new URL('../../helm/port-agent', import.meta.url));
 const RELEASE = 'my-port-agent';
 const NAMESPACE = 'port-agent';
@@ -35,7 +43,7 @@ interface RunResult {
 
 function runRenderer(args: readonly string[], stdin = ''): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(RENDERER, [RELEASE, CHART, '--namespace', NAMESPACE, ...args], { stdio: 'pipe' });
+    const child = spawn(RENDERER.command, [...RENDERER.leadingArgs, RELEASE, CHART, '--namespace', NAMESPACE, ...args], { stdio: 'pipe' });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
@@ -95,10 +103,10 @@ class Rendered {
   }
 }
 
-/** Renders with --strict (every document's shape checked) and parses the documents. */
+/** Renders (strictly where the renderer can) and parses the documents. */
 async function render(args: readonly string[] = [], stdin = ''): Promise<Rendered> {
-  const result = await runRenderer(['--strict', ...args], stdin);
-  assert.equal(result.code, 0, `helm-template ${args.join(' ')} failed:\n${result.stderr}`);
+  const result = await runRenderer([...RENDERER.strictArgs, ...args], stdin);
+  assert.equal(result.code, 0, `${RENDERER.name} ${args.join(' ')} failed:\n${result.stderr}`);
   const manifests = parseAllDocuments(result.stdout).flatMap((document) => {
     assert.deepEqual(document.errors, []);
     const body: unknown = document.toJS();
@@ -109,8 +117,8 @@ async function render(args: readonly string[] = [], stdin = ''): Promise<Rendere
 }
 
 async function renderFails(args: readonly string[], stdin = ''): Promise<string> {
-  const result = await runRenderer(['--strict', ...args], stdin);
-  assert.notEqual(result.code, 0, `expected helm-template ${args.join(' ')} to fail`);
+  const result = await runRenderer([...RENDERER.strictArgs, ...args], stdin);
+  assert.notEqual(result.code, 0, `expected ${RENDERER.name} ${args.join(' ')} to fail`);
   return result.stderr;
 }
 

@@ -28,7 +28,7 @@ import { listenCountingConnections } from '../support/counting-listener.js';
 import type { CountingListener } from '../support/counting-listener.js';
 
 const FINISHED = 'Port agent finished processing the action run';
-const OFFICIAL_JQ_DEFAULT = readFileSync(new URL('../../../shared/fixtures/official-default-mapping.jq.json', import.meta.url), 'utf8');
+const OFFICIAL_JQ_DEFAULT = readFileSync(new URL('../fixtures/official-default-mapping.jq.json', import.meta.url), 'utf8');
 /**
  * Well above the 1 MB that Kafka brokers accept by default. librdkafka's mock broker keeps at most
  * 5 MiB per partition: past that it drops the oldest data, and dropping a partition's only batch

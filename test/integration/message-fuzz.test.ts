@@ -42,12 +42,12 @@ const HANDLER_CONCURRENCY = 64;
 const MESSAGE_DEADLINE_MS = 10_000;
 const OUTCOMES: readonly HandleOutcome[] = ['delivered', 'failed', 'skipped', 'dropped'];
 
-const DECRYPT_FIXTURE = JSON.parse(readFileSync(new URL('../../../shared/fixtures/decrypt-fields.json', import.meta.url), 'utf8')) as {
+const DECRYPT_FIXTURE = JSON.parse(readFileSync(new URL('../fixtures/decrypt-fields.json', import.meta.url), 'utf8')) as {
   secret: string;
   cases: { path: string; plaintext: string; encrypted: string }[];
   bad: { encrypted: string }[];
 };
-const OFFICIAL_JQ_DEFAULT = JSON.parse(readFileSync(new URL('../../../shared/fixtures/official-default-mapping.jq.json', import.meta.url), 'utf8')) as unknown[];
+const OFFICIAL_JQ_DEFAULT = JSON.parse(readFileSync(new URL('../fixtures/official-default-mapping.jq.json', import.meta.url), 'utf8')) as unknown[];
 const BUILT_IN_DEFAULT = JSON.parse(readFileSync(new URL('../../config/default-mapping.json', import.meta.url), 'utf8')) as unknown[];
 
 // ---------------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ import type { ReceivedRequest, WebhookTarget } from '../support/webhook-target.j
 import { agentSetup, closeRealParts, startConsumingAgent } from './harness.js';
 
 const FINISHED = 'Port agent finished processing the action run';
-const DECRYPT_FIXTURE = JSON.parse(readFileSync(new URL('../../../shared/fixtures/decrypt-fields.json', import.meta.url), 'utf8')) as {
+const DECRYPT_FIXTURE = JSON.parse(readFileSync(new URL('../fixtures/decrypt-fields.json', import.meta.url), 'utf8')) as {
   secret: string;
   cases: { path: string; plaintext: string; encrypted: string }[];
 };

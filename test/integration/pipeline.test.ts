@@ -24,7 +24,7 @@ import { signedMessageBytes } from '../support/signed-message.js';
 import { startWebhookTarget } from '../support/webhook-target.js';
 import type { WebhookTarget } from '../support/webhook-target.js';
 
-const DECRYPT_FIXTURE = JSON.parse(readFileSync(new URL('../../../shared/fixtures/decrypt-fields.json', import.meta.url), 'utf8')) as {
+const DECRYPT_FIXTURE = JSON.parse(readFileSync(new URL('../fixtures/decrypt-fields.json', import.meta.url), 'utf8')) as {
   secret: string;
   bad: { name: string; encrypted: string }[];
 };

@@ -1,7 +1,7 @@
 /**
  * Runs-topic messages signed as Port signs them (SPEC §4), so tests can put messages on the topic
  * that the agent accepts. Uses the agent's own serializer and HMAC: the fixtures in
- * `../shared/fixtures/incoming-signatures.json` are what pin those to the reference.
+ * `test/fixtures/incoming-signatures.json` are what pin those to the reference.
  */
 import { fromPlainValue, getMember, serializePythonCompact } from '../../src/message/raw-json.js';
 import type { JsonEntry, JsonNode, JsonObject } from '../../src/message/raw-json.js';
