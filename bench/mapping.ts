@@ -58,7 +58,7 @@ async function measure(mapper: Mapper): Promise<{ sequentialUs: number; concurre
 }
 
 const cases: { name: string; dialect: MappingDialect; mappings: (compiler: ReturnType<typeof createCompiler>) => CompiledMapping[] }[] = [
-  { name: 'default mapping', dialect: 'jsonata', mappings: (compiler) => loadMappings({ path: 'absent.json', isExplicit: false, workingDirectory: '/nonexistent' }, compiler).mappings },
+  { name: 'default mapping', dialect: 'jsonata', mappings: (compiler) => loadMappings({ path: 'absent.json', isExplicit: false, workingDirectory: '/nonexistent' }, () => compiler).mappings },
   {
     name: 'default mapping (official file)',
     dialect: 'jq',

@@ -23,7 +23,7 @@ import { createLogger } from './log.js';
 import type { Logger } from './log.js';
 import { createCompiler } from './mapping/dialects.js';
 import { loadMappings } from './mapping/load.js';
-import type { CompiledMapping } from './mapping/types.js';
+import type { LoadedMappings } from './mapping/load.js';
 import { decryptionKey } from './message/decrypt.js';
 import { createMapper } from './mapping/render.js';
 import { AGENT_VERSION } from './package-root.js';
@@ -156,19 +156,20 @@ export async function runAgent(): Promise<number> {
   }
   const logger = createLogger({ level: config.logLevel });
 
-  let mapper;
-  let mappings: CompiledMapping[];
-  const compiler = createCompiler(config.mapping.dialect, expressionEnvironment(env));
+  let loaded: LoadedMappings;
   try {
-    const loaded = loadMappings({ ...config.mapping, workingDirectory }, compiler);
-    mappings = loaded.mappings;
-    mapper = createMapper(mappings);
-    logger.info({ path: loaded.path, builtIn: loaded.isBuiltIn, dialect: compiler.dialect, mappings: loaded.mappings.length }, 'payload mapping loaded');
+    const environment = expressionEnvironment(env);
+    loaded = loadMappings({ ...config.mapping, workingDirectory }, (dialect) => createCompiler(dialect, environment));
   } catch (error) {
-    compiler.close();
     if (error instanceof ConfigError || error instanceof MappingError) return configFailure(error);
     throw error;
   }
+  const { mappings, compiler } = loaded;
+  const mapper = createMapper(mappings);
+  logger.info(
+    { path: loaded.path, builtIn: loaded.isBuiltIn, dialect: loaded.dialect, dialectReason: loaded.reason, mappings: mappings.length },
+    'payload mapping loaded',
+  );
   const key = decryptionKey(config.port.clientSecret);
   // The checks `port-agent check-config` makes too: decryption key, Kafka security, CA files.
   let ca: string[] | undefined;

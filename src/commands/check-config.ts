@@ -58,6 +58,8 @@ export interface CheckConfigOutput {
     path: string;
     builtIn: boolean;
     dialect: string;
+    /** Why this dialect: CONTROL_THE_PAYLOAD_DIALECT, or what detection found. */
+    dialectReason: string;
     mappings: number;
     /** Indexes of the mappings that decrypt fields (fieldsToDecryptPaths). */
     decrypting: number[];
@@ -144,9 +146,9 @@ export function startupChecks(config: Config, mappings: readonly CompiledMapping
 export function checkConfig(processEnv: Environment, workingDirectory: string): CheckConfigOutput {
   const env = withEnvFile(processEnv, workingDirectory);
   const config = loadConfig(env);
-  const compiler = createCompiler(config.mapping.dialect, expressionEnvironment(env));
+  const environment = expressionEnvironment(env);
+  const loaded = loadMappings({ ...config.mapping, workingDirectory }, (dialect) => createCompiler(dialect, environment));
   try {
-    const loaded = loadMappings({ ...config.mapping, workingDirectory }, compiler);
     startupChecks(config, loaded.mappings);
     const envFile = join(workingDirectory, '.env');
     return {
@@ -163,14 +165,15 @@ export function checkConfig(processEnv: Environment, workingDirectory: string): 
       mapping: {
         path: loaded.path,
         builtIn: loaded.isBuiltIn,
-        dialect: compiler.dialect,
+        dialect: loaded.dialect,
+        dialectReason: loaded.reason,
         mappings: loaded.mappings.length,
         decrypting: loaded.mappings.filter((mapping) => mapping.fieldsToDecryptPaths.length > 0).map((mapping) => mapping.index),
       },
       envFile: existsSync(envFile) ? envFile : null,
     };
   } finally {
-    compiler.close();
+    loaded.compiler.close();
   }
 }
 

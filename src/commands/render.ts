@@ -8,7 +8,8 @@ import { readFileSync } from 'node:fs';
 import { ConfigError, MappingError, MessageError, describeError } from '../errors.js';
 import { headerRecord, parseJsonBody } from '../http-client.js';
 import { isPlainObject } from '../json-shape.js';
-import { compileMappings } from '../mapping/compile.js';
+import { compileInDialect } from '../mapping/choose-dialect.js';
+import type { DialectSetting } from '../mapping/choose-dialect.js';
 import { createCompiler } from '../mapping/dialects.js';
 import type { MappingDialect } from '../mapping/dialects.js';
 import { createMapper } from '../mapping/render.js';
@@ -20,17 +21,18 @@ import type { DeliveryResponse } from '../delivery/send.js';
 import { planActionReport, planNodeRunReport } from '../reporting/report-plan.js';
 
 export const RENDER_USAGE =
-  'usage: port-agent render --mapping FILE --event FILE [--response FILE] [--dialect jsonata|jq]\n' +
+  'usage: port-agent render --mapping FILE --event FILE [--response FILE] [--dialect auto|jsonata|jq]\n' +
   '  --mapping   a payload mapping file (a JSON list of mappings)\n' +
   '  --event     a message as Port puts it on the runs or change-log topic\n' +
   '  --response  {"statusCode": 200, "headers": {...}, "body": ...} the service would answer (default: 200, empty)\n' +
-  '  --dialect   the expression language (default: CONTROL_THE_PAYLOAD_DIALECT, else jsonata)';
+  '  --dialect   the expression language (default: CONTROL_THE_PAYLOAD_DIALECT, else detected from the file)';
 
 export interface RenderInput {
   mapping: unknown;
   event: Buffer;
   response: unknown;
-  dialect: MappingDialect;
+  /** undefined: detected from the mapping, as the agent does. */
+  dialect: DialectSetting | undefined;
   /** What expressions may read as env: the environment without the agent's secrets. */
   environment: Readonly<Record<string, string>>;
   /** Decrypts fieldsToDecryptPaths when given (PORT_CLIENT_SECRET in the environment). */
@@ -42,6 +44,9 @@ export interface RenderOutput {
   kind: 'action-run' | 'node-run' | 'changelog' | 'not-for-agent';
   runId: string | null;
   mappingIndex: number | null;
+  /** The mapping's expression language, and why (the agent's start-up log line says the same). */
+  dialect: MappingDialect;
+  dialectReason: string;
   /** Why nothing would be sent, when nothing would. */
   skipped?: string;
   request?: { method: string; url: string; headers: Record<string, string>; query: Record<string, string | string[]>; body: unknown };
@@ -62,9 +67,9 @@ function readResponse(raw: unknown): DeliveryResponse {
 }
 
 export async function renderDryRun(input: RenderInput): Promise<RenderOutput> {
-  const compiler = createCompiler(input.dialect, input.environment);
+  const compiled = compileInDialect(input.mapping, input.dialect, (dialect) => createCompiler(dialect, input.environment));
   try {
-    const mapper = createMapper(compileMappings(input.mapping, compiler));
+    const mapper = createMapper(compiled.mappings);
     const response = readResponse(input.response);
     let plain: unknown;
     try {
@@ -75,13 +80,14 @@ export async function renderDryRun(input: RenderInput): Promise<RenderOutput> {
     const role: TopicRole = isPlainObject(plain) && 'changelogDestination' in plain ? 'changelog' : 'runs';
     const classification = classify(plain, role);
     const warnings: string[] = [];
+    const dialect = { dialect: compiled.dialect, dialectReason: compiled.reason };
     if (classification.kind === 'not-for-agent') {
-      return { kind: 'not-for-agent', runId: classification.runId ?? null, mappingIndex: null, skipped: classification.reason, warnings };
+      return { kind: 'not-for-agent', runId: classification.runId ?? null, mappingIndex: null, ...dialect, skipped: classification.reason, warnings };
     }
     const { invocationKind: kind, runId } = classification;
     const invocationMethod = readInvocationMethod(classification.rawInvocationMethod, role, runId);
     const message = withoutSignatureHeaders(plain as Message, invocationMethod.type);
-    const base = { kind, runId: runId ?? null, warnings };
+    const base = { kind, runId: runId ?? null, ...dialect, warnings };
 
     const mapping = await mapper.select(message);
     if (!mapping) {
@@ -112,7 +118,7 @@ export async function renderDryRun(input: RenderInput): Promise<RenderOutput> {
     const plan = planActionReport(invocationMethod.synchronized, response, overrides, true);
     return { ...output, report: { runResponse: plan.runResponse ?? null, statusPatch: plan.statusPatch ?? null } };
   } finally {
-    compiler.close();
+    compiled.compiler.close();
   }
 }
 
@@ -160,11 +166,12 @@ export async function runRenderCommand(
     io.stderr.write(`port-agent render: --mapping and --event are required\n${RENDER_USAGE}\n`);
     return 2;
   }
-  const dialect = (values.dialect ?? defaultDialect ?? 'jsonata').toLowerCase();
-  if (dialect !== 'jsonata' && dialect !== 'jq') {
-    io.stderr.write(`port-agent render: --dialect must be jsonata or jq (got "${dialect}")\n`);
+  const setting = (values.dialect ?? defaultDialect ?? 'auto').trim().toLowerCase();
+  if (setting !== 'auto' && setting !== '' && setting !== 'jsonata' && setting !== 'jq') {
+    io.stderr.write(`port-agent render: --dialect must be auto, jsonata or jq (got "${setting}")\n`);
     return 2;
   }
+  const dialect: DialectSetting | undefined = setting === 'jsonata' || setting === 'jq' ? { dialect: setting, setBy: values.dialect === undefined ? 'CONTROL_THE_PAYLOAD_DIALECT' : '--dialect' } : undefined;
   try {
     const output = await renderDryRun({
       mapping: readJsonFile(values.mapping, 'mapping'),

@@ -33,7 +33,7 @@ describe('loadConfig', () => {
     assert.equal(config.kafka.sessionTimeoutMs, 45000);
     assert.equal(config.kafka.autoOffsetReset, 'earliest');
     assert.equal(config.kafka.useLocalPortInstance, false);
-    assert.deepEqual(config.mapping, { path: './control_the_payload_config.json', isExplicit: false, dialect: 'jsonata', skipUnmatchedNodeRuns: false });
+    assert.deepEqual(config.mapping, { path: './control_the_payload_config.json', isExplicit: false, dialect: undefined, skipUnmatchedNodeRuns: false });
     assert.equal(config.webhook.timeoutMs, 30000);
     assert.equal(config.webhook.verifySsl, true);
     assert.equal(config.detailedLogging, true);
@@ -128,6 +128,15 @@ describe('loadConfig', () => {
       skipUnmatchedNodeRuns: false,
       isExplicit: true,
     });
+  });
+
+  it('leaves the dialect to detection when CONTROL_THE_PAYLOAD_DIALECT is unset, empty or auto', () => {
+    for (const setting of [undefined, '', ' ', 'auto', 'AUTO']) {
+      const env = setting === undefined ? REQUIRED : { ...REQUIRED, CONTROL_THE_PAYLOAD_DIALECT: setting };
+      assert.equal(loadConfig(env).mapping.dialect, undefined, `CONTROL_THE_PAYLOAD_DIALECT=${String(setting)}`);
+    }
+    assert.equal(loadConfig({ ...REQUIRED, CONTROL_THE_PAYLOAD_DIALECT: 'JSONata' }).mapping.dialect, 'jsonata');
+    assert.throws(() => loadConfig({ ...REQUIRED, CONTROL_THE_PAYLOAD_DIALECT: 'yaml' }), /CONTROL_THE_PAYLOAD_DIALECT.*must be one of auto, jsonata, jq/);
   });
 
   for (const variable of Object.keys(REQUIRED)) {

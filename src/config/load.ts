@@ -7,7 +7,7 @@ import { invalidTargetEntries } from '../delivery/target-policy.js';
 import { ConfigError } from '../errors.js';
 import { AGENT_FORMATS } from './formats.js';
 import { CHOICE_FORMATS, CONFIG_SCHEMA } from './schema.js';
-import type { RawConfig } from './schema.js';
+import type { MAPPING_DIALECTS, RawConfig } from './schema.js';
 
 export type Environment = Readonly<Record<string, string | undefined>>;
 
@@ -15,8 +15,11 @@ export interface Config {
   port: RawConfig['port'];
   streamerName: RawConfig['streamerName'];
   kafka: Omit<RawConfig['kafka'], 'bootstrapServers'> & { bootstrapServers: string[] };
-  /** `isExplicit`: the path came from CONTROL_THE_PAYLOAD_CONFIG_PATH, so a missing file is an error. */
-  mapping: RawConfig['mapping'] & { isExplicit: boolean };
+  /**
+   * `isExplicit`: the path came from CONTROL_THE_PAYLOAD_CONFIG_PATH, so a missing file is an error.
+   * `dialect` undefined: detected from the file (CONTROL_THE_PAYLOAD_DIALECT unset, empty or auto).
+   */
+  mapping: Omit<RawConfig['mapping'], 'dialect'> & { isExplicit: boolean; dialect: (typeof MAPPING_DIALECTS)[number] | undefined };
   webhook: {
     timeoutMs: number;
     verifySsl: boolean;
@@ -197,6 +200,7 @@ export function loadConfig(env: Environment): Config {
     },
     mapping: {
       ...raw.mapping,
+      dialect: raw.mapping.dialect === 'auto' ? undefined : raw.mapping.dialect,
       isExplicit: env.CONTROL_THE_PAYLOAD_CONFIG_PATH !== undefined,
     },
     webhook: {

@@ -12,6 +12,8 @@ export const AUTHENTICATION_MECHANISMS = ['NONE', 'PLAIN', 'SCRAM-SHA-256', 'SCR
 export const OFFSET_RESETS = ['earliest', 'latest'] as const;
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export const MAPPING_DIALECTS = ['jsonata', 'jq'] as const;
+/** `auto` (or empty, or unset): the mapping file's own dialect is detected at start. */
+export const MAPPING_DIALECT_SETTINGS = ['auto', ...MAPPING_DIALECTS] as const;
 
 const streamerNameFormat = choiceFormat('streamer-name', STREAMER_NAMES);
 const securityProtocolFormat = choiceFormat('security-protocol', SECURITY_PROTOCOLS);
@@ -24,7 +26,7 @@ const offsetResetFormat = choiceFormat('offset-reset', OFFSET_RESETS, {
   end: 'latest',
 });
 // Python's level names, as the official agent takes them.
-const dialectFormat = choiceFormat('mapping-dialect', MAPPING_DIALECTS);
+const dialectFormat = choiceFormat('mapping-dialect', MAPPING_DIALECT_SETTINGS, { '': 'auto' });
 const logLevelFormat = choiceFormat('log-level', LOG_LEVELS, { warning: 'warn', critical: 'fatal', notset: 'trace' });
 
 /** The choice formats the schema names; registered with convict beside AGENT_FORMATS. */
@@ -52,7 +54,7 @@ export interface RawConfig {
     bootstrapServers: string;
     fetchMaxWaitMs: number;
   };
-  mapping: { path: string; dialect: (typeof MAPPING_DIALECTS)[number]; skipUnmatchedNodeRuns: boolean };
+  mapping: { path: string; dialect: (typeof MAPPING_DIALECT_SETTINGS)[number]; skipUnmatchedNodeRuns: boolean };
   webhook: { timeoutSeconds: number; verifySsl: boolean; maxInFlightPerHost: number; maxRetries: number; retryMaxTimeSeconds: number; allowedHosts: string };
   maxMessageAgeSeconds: number;
   maxMessageBytes: number;
@@ -143,9 +145,9 @@ export const CONFIG_SCHEMA: Schema<RawConfig> = {
   mapping: {
     path: { doc: 'Payload mapping file', format: 'optional-string', default: DEFAULT_MAPPING_PATH, env: 'CONTROL_THE_PAYLOAD_CONFIG_PATH' },
     dialect: {
-      doc: 'Language of the mapping expressions: jsonata, or jq for files written for the official agent',
+      doc: 'Language of the mapping expressions: jsonata, jq (files written for the official agent), or auto: detected from the file',
       format: dialectFormat.name,
-      default: 'jsonata',
+      default: 'auto',
       env: 'CONTROL_THE_PAYLOAD_DIALECT',
     },
     skipUnmatchedNodeRuns: {

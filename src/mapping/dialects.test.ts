@@ -68,7 +68,7 @@ async function outcome(mapper: Mapper, message: Record<string, unknown>) {
 describe('jq and JSONata dialects', () => {
   it('the official jq default mapping and the built-in JSONata default render the same requests and reports', async () => {
     const jq = createMapper(compileMappings(OFFICIAL_JQ_DEFAULT, compiler('jq')));
-    const jsonata = createMapper(loadMappings({ path: 'absent.json', isExplicit: false, workingDirectory: '/nonexistent' }, compiler('jsonata')).mappings);
+    const jsonata = createMapper(loadMappings({ path: 'absent.json', isExplicit: false, workingDirectory: '/nonexistent' }, compiler).mappings);
     for (const message of [gitlabMessage, gitlabOmitting, webhookMessage, changelogMessage]) {
       const fromJq = await outcome(jq, message);
       assert.deepEqual(await outcome(jsonata, message), fromJq, `same outcome for ${JSON.stringify(message.context)}`);

@@ -1,22 +1,25 @@
 /**
- * Reads the payload-mapping file chosen by SPEC §1: CONTROL_THE_PAYLOAD_CONFIG_PATH when set (a
- * missing or invalid file is then a configuration error), else ./control_the_payload_config.json
- * when present (where the official chart mounts it), else the built-in default in config/.
+ * Reads the payload-mapping file: CONTROL_THE_PAYLOAD_CONFIG_PATH when set (a missing or invalid
+ * file is then a configuration error), else ./control_the_payload_config.json when present (where
+ * the official chart mounts it), else the built-in default in config/ — and compiles it in its
+ * dialect (choose-dialect.ts).
  */
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { ConfigError, describeError } from '../errors.js';
 import { BUILT_IN_MAPPING_PATH } from '../package-root.js';
-import { compileMappings } from './compile.js';
-import type { ExpressionCompiler } from './expression.js';
-import type { CompiledMapping } from './types.js';
+import { compileInDialect } from './choose-dialect.js';
+import type { CompiledInDialect, CompilerFactory } from './choose-dialect.js';
+import type { MappingDialect } from './dialects.js';
 
-export interface LoadedMappings {
-  mappings: CompiledMapping[];
+export interface LoadedMappings extends CompiledInDialect {
   /** Absolute path of the file used. */
   path: string;
   isBuiltIn: boolean;
 }
+
+/** The built-in default is written in JSONata; CONTROL_THE_PAYLOAD_DIALECT speaks of the operator's file. */
+const BUILT_IN_DIALECT: MappingDialect = 'jsonata';
 
 function readJson(path: string, variableHint: string): unknown {
   let text: string;
@@ -47,13 +50,22 @@ function fileExists(path: string): boolean {
   }
 }
 
+/**
+ * `options.dialect` is CONTROL_THE_PAYLOAD_DIALECT, undefined when not set. The returned compiler
+ * is open: the caller closes it when the mappings are no longer evaluated.
+ */
 export function loadMappings(
-  options: { path: string; isExplicit: boolean; workingDirectory: string },
-  compiler: ExpressionCompiler,
+  options: { path: string; isExplicit: boolean; workingDirectory: string; dialect?: MappingDialect | undefined },
+  compilerFor: CompilerFactory,
 ): LoadedMappings {
   const path = resolve(options.workingDirectory, options.path);
   const useBuiltIn = !options.isExplicit && !fileExists(path);
   const chosen = useBuiltIn ? BUILT_IN_MAPPING_PATH : path;
   const raw = readJson(chosen, options.isExplicit ? "CONTROL_THE_PAYLOAD_CONFIG_PATH " : "");
-  return { mappings: compileMappings(raw, compiler), path: chosen, isBuiltIn: useBuiltIn };
+  if (useBuiltIn) {
+    const compiled = compileInDialect(raw, { dialect: BUILT_IN_DIALECT, setBy: 'built-in' }, compilerFor);
+    return { ...compiled, reason: 'the built-in default mapping is written in JSONata', path: chosen, isBuiltIn: true };
+  }
+  const setting = options.dialect === undefined ? undefined : { dialect: options.dialect, setBy: 'CONTROL_THE_PAYLOAD_DIALECT' };
+  return { ...compileInDialect(raw, setting, compilerFor), path: chosen, isBuiltIn: false };
 }

@@ -8,7 +8,7 @@ import { createMapper } from './render.js';
 
 const ENVIRONMENT = { GITLAB_URL: 'https://gitlab.internal/', 'platform_infra_deployer': 'glptt-token' };
 const compiler = createJsonataCompiler(ENVIRONMENT);
-const builtIn = createMapper(loadMappings({ path: 'absent.json', isExplicit: false, workingDirectory: '/nonexistent' }, compiler).mappings);
+const builtIn = createMapper(loadMappings({ path: 'absent.json', isExplicit: false, workingDirectory: '/nonexistent' }, () => ({ ...compiler, close: () => undefined })).mappings);
 
 function webhookMessage(invocationMethod: Record<string, unknown>) {
   return { context: { runId: 'r_1' }, payload: { action: { invocationMethod: { type: 'WEBHOOK', agent: true, ...invocationMethod } }, properties: { a: 1 } }, headers: {} };

@@ -25,7 +25,7 @@ interface CheckOutput {
   valid: boolean;
   variables: Record<string, { value: unknown; from: string }>;
   effective: Record<string, unknown>;
-  mapping: { path: string; builtIn: boolean; dialect: string; mappings: number; decrypting: number[] };
+  mapping: { path: string; builtIn: boolean; dialect: string; dialectReason: string; mappings: number; decrypting: number[] };
   envFile: string | null;
 }
 
@@ -114,6 +114,7 @@ describe('port-agent check-config', () => {
     assert.match(output.mapping.path, /config\/default-mapping\.json$/);
     assert.equal(output.mapping.mappings, 2);
     assert.equal(output.mapping.dialect, 'jsonata');
+    assert.equal(output.mapping.dialectReason, 'the built-in default mapping is written in JSONata');
     assert.deepEqual(output.mapping.decrypting, []);
     assert.equal(output.envFile, null);
     assertNoSecret(result.stdout + result.stderr);
@@ -142,7 +143,7 @@ describe('port-agent check-config', () => {
     assert.deepEqual(output.variables.WEBHOOK_MAX_RETRIES, { value: 2, from: 'environment' }, 'the real environment wins');
     assert.equal(output.effective.groupId, 'group-from-dotenv');
     assert.equal(output.effective.runsTopic, 'org_from_dotenv.runs');
-    assert.deepEqual(output.mapping, { path: join(directory, 'control_the_payload_config.json'), builtIn: false, dialect: 'jq', mappings: 2, decrypting: [1] });
+    assert.deepEqual(output.mapping, { path: join(directory, 'control_the_payload_config.json'), builtIn: false, dialect: 'jq', dialectReason: 'CONTROL_THE_PAYLOAD_DIALECT=jq', mappings: 2, decrypting: [1] });
     assert.equal(output.envFile, join(directory, '.env'));
     assertNoSecret(result.stdout + result.stderr);
   });
@@ -181,8 +182,13 @@ describe('port-agent check-config', () => {
       /^port-agent: Invalid configuration: the payload mapping file .*broken\.json is not valid JSON: /,
     );
     assertConfigError(
-      await checkConfig({ ...valid, CONTROL_THE_PAYLOAD_CONFIG_PATH: path('jsonata.json', JSON.stringify([{ url: '"http://x" &' }])) }),
+      await checkConfig({ ...valid, CONTROL_THE_PAYLOAD_DIALECT: 'jsonata', CONTROL_THE_PAYLOAD_CONFIG_PATH: path('jsonata.json', JSON.stringify([{ url: '"http://x" &' }])) }),
       /^port-agent: Mapping 0, field "url": the jsonata expression "\\"http:\/\/x\\" &" does not compile/,
+    );
+    // No dialect set: the first failure in each dialect is named.
+    assertConfigError(
+      await checkConfig({ ...valid, CONTROL_THE_PAYLOAD_CONFIG_PATH: path('neither.json', JSON.stringify([{ enabled: true, url: '"http://x"' }, { url: '"http://x" &' }])) }),
+      /^port-agent: The payload mapping fits neither dialect \(CONTROL_THE_PAYLOAD_DIALECT is not set\)\. As JSONata: Mapping 1, field "url": the jsonata expression "\\"http:\/\/x\\" &" does not compile: .*\. As jq: Mapping 1, field "url": the jq expression "\\"http:\/\/x\\" &" does not compile: /,
     );
     assertConfigError(
       await checkConfig({ ...valid, CONTROL_THE_PAYLOAD_DIALECT: 'jq', CONTROL_THE_PAYLOAD_CONFIG_PATH: path('jq.json', JSON.stringify([{ enabled: true }, { body: { a: '.payload | map(' } }])) }),

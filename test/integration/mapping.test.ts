@@ -21,8 +21,8 @@ import type { WebhookTarget } from '../support/webhook-target.js';
 import { agentSetup, closeRealParts, startConsumingAgent } from './harness.js';
 
 const FINISHED = 'Port agent finished processing the action run';
-const OFFICIAL_JQ_DEFAULT = readFileSync(new URL('../../../shared/fixtures/official-default-mapping.jq.json', import.meta.url), 'utf8');
-const DECRYPT_FIXTURE = JSON.parse(readFileSync(new URL('../../../shared/fixtures/decrypt-fields.json', import.meta.url), 'utf8')) as {
+const OFFICIAL_JQ_DEFAULT = readFileSync(new URL('../fixtures/official-default-mapping.jq.json', import.meta.url), 'utf8');
+const DECRYPT_FIXTURE = JSON.parse(readFileSync(new URL('../fixtures/decrypt-fields.json', import.meta.url), 'utf8')) as {
   secret: string;
   cases: { path: string; plaintext: string; encrypted: string }[];
 };
@@ -75,7 +75,7 @@ describe('payload mappings in the running agent', () => {
     assert.ok(!JSON.stringify(agent.logs).includes('glptt-secret-trigger-token'), 'the trigger token is not logged');
   });
 
-  it('runs a jq mapping file written for the official agent unchanged, and decrypts fields', async () => {
+  it('runs a jq mapping file written for the official agent unchanged, with no dialect set, and decrypts fields', async () => {
     const directory = mkdtempSync(join(tmpdir(), 'jq-mapping-'));
     const [vector] = DECRYPT_FIXTURE.cases;
     assert.ok(vector);
@@ -87,7 +87,9 @@ describe('payload mappings in the running agent', () => {
     };
     const mappingPath = join(directory, 'control_the_payload_config.json');
     writeFileSync(mappingPath, JSON.stringify([decrypting, ...(JSON.parse(OFFICIAL_JQ_DEFAULT) as unknown[])]));
-    const setup = agentSetup(broker, port, { CONTROL_THE_PAYLOAD_DIALECT: 'jq', GITLAB_URL: `${target.url}/`, platform_infra_deployer: 'glptt-jq-token' });
+    // As an operator swapping the official image: the same file, no CONTROL_THE_PAYLOAD_DIALECT.
+    const setup = agentSetup(broker, port, { GITLAB_URL: `${target.url}/`, platform_infra_deployer: 'glptt-jq-token' });
+    assert.equal(setup.env.CONTROL_THE_PAYLOAD_DIALECT, undefined);
 
     const rotation = actionRunMessage({ runId: 'r_rotate', url: 'http://unused.invalid/', properties: {} });
     (rotation.payload as { action: { identifier: string } }).action.identifier = 'rotate_password';
@@ -104,7 +106,10 @@ describe('payload mappings in the running agent', () => {
       timeoutMs: 20_000,
       description: 'the jq-mapped runs finished',
     });
-    assert.ok(agent.logs.some((line) => line.msg === 'payload mapping loaded' && line.dialect === 'jq' && line.builtIn === false));
+    const loaded = agent.logs.find((line) => line.msg === 'payload mapping loaded');
+    assert.equal(loaded?.dialect, 'jq');
+    assert.equal(loaded.builtIn, false);
+    assert.match(String(loaded.dialectReason), /^CONTROL_THE_PAYLOAD_DIALECT is not set and every expression compiles as jq, not as JSONata \(Mapping 0, field "enabled": the jsonata expression /);
     const webhook = target.requests.find((entry) => entry.path === '/jq-webhook');
     assert.equal(webhook?.method, 'PUT');
     assert.equal((webhook?.json as { context: { runId: string } }).context.runId, 'r_jq_webhook');

@@ -43,9 +43,16 @@ describe('port-agent render', () => {
       body: { service: 'checkout', replicas: 4, requestedBy: 'jane@example.com', source: 'port' },
     });
     assert.deepEqual(output.report, { runResponse: null, statusPatch: { status: 'SUCCESS' } });
-    const jq = render(['--mapping', example('custom-request', 'mapping.jq.json'), '--event', example('custom-request', 'event.json'), '--dialect', 'jq'], env);
+    assert.equal(output.dialect, 'jsonata');
+    // No --dialect and no CONTROL_THE_PAYLOAD_DIALECT: the jq file is recognised as jq.
+    const jq = render(['--mapping', example('custom-request', 'mapping.jq.json'), '--event', example('custom-request', 'event.json')], env);
     assert.equal(jq.code, 0, jq.stderr);
-    assert.deepEqual(jq.json(), output);
+    const { dialect, dialectReason, ...jqOutput } = jq.json();
+    assert.equal(dialect, 'jq');
+    assert.match(String(dialectReason), /^CONTROL_THE_PAYLOAD_DIALECT is not set and every expression compiles as jq, not as JSONata/);
+    assert.deepEqual({ ...jqOutput, dialect: output.dialect, dialectReason: output.dialectReason }, output);
+    const explicit = render(['--mapping', example('custom-request', 'mapping.jq.json'), '--event', example('custom-request', 'event.json'), '--dialect', 'jq'], env).json();
+    assert.deepEqual(explicit, { ...jq.json(), dialectReason: '--dialect=jq' });
   });
 
   it('example 2: a GitLab pipeline trigger from the built-in default mapping, with link and external id', () => {
@@ -92,10 +99,14 @@ describe('port-agent render', () => {
   });
 
   it('exits 2 with the mapping index, field and expression for a mapping that does not compile', () => {
-    const result = render(['--mapping', tempFile('m.json', '[{"body": {"a": "payload.(("}}]'), '--event', example('report-from-response', 'event.json')]);
+    const mapping = tempFile('m.json', '[{"body": {"a": "payload.(("}}]');
+    const result = render(['--mapping', mapping, '--event', example('report-from-response', 'event.json'), '--dialect', 'jsonata']);
     assert.equal(result.code, 2);
     assert.match(result.stderr, /^port-agent render: Mapping 0, field "body.a": the jsonata expression "payload.\(\(" does not compile/);
     assert.equal(result.stdout, '');
+    const detecting = render(['--mapping', mapping, '--event', example('report-from-response', 'event.json')]);
+    assert.equal(detecting.code, 2);
+    assert.match(detecting.stderr, /^port-agent render: The payload mapping fits neither dialect .*As JSONata: Mapping 0, field "body.a": the jsonata expression .*As jq: Mapping 0, field "body.a": the jq expression "payload.\(\(" does not compile/);
   });
 
   it('exits 2 for an event that is not JSON, a missing file, and missing arguments', () => {

@@ -1,0 +1,105 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { after, describe, it } from 'node:test';
+import { MappingError } from '../errors.js';
+import { BUILT_IN_MAPPING_PATH } from '../package-root.js';
+import { compileInDialect } from './choose-dialect.js';
+import type { CompilerFactory } from './choose-dialect.js';
+import { createCompiler } from './dialects.js';
+import type { DialectCompiler, MappingDialect } from './dialects.js';
+
+const OFFICIAL_JQ_DEFAULT: unknown = JSON.parse(readFileSync(new URL('../../test/fixtures/official-default-mapping.jq.json', import.meta.url), 'utf8'));
+const BUILT_IN_JSONATA: unknown = JSON.parse(readFileSync(BUILT_IN_MAPPING_PATH, 'utf8'));
+const ENVIRONMENT = { GITLAB_URL: 'https://gitlab.internal/', platform_infra_deployer: 'glptt-token' };
+
+/** A factory that remembers what it made and which of those were closed. */
+function trackingFactory(): { compilerFor: CompilerFactory; open: () => MappingDialect[] } {
+  const made: { dialect: MappingDialect; closed: boolean }[] = [];
+  return {
+    compilerFor: (dialect) => {
+      const compiler = createCompiler(dialect, ENVIRONMENT);
+      const entry = { dialect, closed: false };
+      made.push(entry);
+      return {
+        ...compiler,
+        compile: (source: string) => compiler.compile(source),
+        close: () => {
+          entry.closed = true;
+          compiler.close();
+        },
+      } satisfies DialectCompiler;
+    },
+    open: () => made.filter((entry) => !entry.closed).map((entry) => entry.dialect),
+  };
+}
+
+const kept: DialectCompiler[] = [];
+after(() => {
+  for (const compiler of kept) compiler.close();
+});
+
+function detect(raw: unknown, dialect?: MappingDialect) {
+  const setting = dialect === undefined ? undefined : { dialect, setBy: 'CONTROL_THE_PAYLOAD_DIALECT' };
+  const factory = trackingFactory();
+  const result = compileInDialect(raw, setting, factory.compilerFor);
+  kept.push(result.compiler);
+  return { ...result, open: factory.open() };
+}
+
+describe('compileInDialect', () => {
+  it('detects jq for the official default mapping when no dialect is set, and can evaluate it', async () => {
+    const result = detect(OFFICIAL_JQ_DEFAULT);
+    assert.equal(result.dialect, 'jq');
+    assert.equal(result.compiler.dialect, 'jq');
+    assert.match(result.reason, /^CONTROL_THE_PAYLOAD_DIALECT is not set and every expression compiles as jq, not as JSONata \(Mapping 0, field "enabled": the jsonata expression "\.payload/);
+    assert.equal(result.mappings.length, 2);
+    assert.deepEqual(result.open, ['jq'], 'the JSONata attempt is closed, the chosen compiler stays open');
+    const url = result.mappings[1]?.url;
+    assert.equal(url?.kind, 'expression');
+    assert.equal(await url.expression.evaluate({ payload: { action: { invocationMethod: { url: 'http://svc' } } } }), 'http://svc');
+  });
+
+  it('detects JSONata for the built-in default mapping', () => {
+    const result = detect(BUILT_IN_JSONATA);
+    assert.equal(result.dialect, 'jsonata');
+    assert.match(result.reason, /^CONTROL_THE_PAYLOAD_DIALECT is not set and every expression compiles as JSONata, not as jq \(Mapping \d+, field "[^"]+": the jq expression /);
+    assert.deepEqual(result.open, ['jsonata']);
+  });
+
+  it('keeps JSONata, the default, when every expression fits both, and says so', () => {
+    const result = detect([{ enabled: true, url: '"http://svc.internal/hook"', method: '"PUT"' }]);
+    assert.equal(result.dialect, 'jsonata');
+    assert.equal(result.reason, 'CONTROL_THE_PAYLOAD_DIALECT is not set and every expression compiles both as JSONata and as jq: JSONata, the default (set CONTROL_THE_PAYLOAD_DIALECT=jq for jq)');
+    assert.deepEqual(result.open, ['jsonata'], 'the jq compiler is closed');
+  });
+
+  it('uses the dialect set, without trying the other', () => {
+    const result = detect(OFFICIAL_JQ_DEFAULT, 'jq');
+    assert.equal(result.reason, 'CONTROL_THE_PAYLOAD_DIALECT=jq');
+    assert.deepEqual(result.open, ['jq']);
+    const factory = trackingFactory();
+    assert.throws(
+      () => compileInDialect(OFFICIAL_JQ_DEFAULT, { dialect: 'jsonata', setBy: '--dialect' }, factory.compilerFor),
+      (error: unknown) => error instanceof MappingError && /^Mapping 0, field "enabled": the jsonata expression "\.payload/.test(error.message),
+    );
+    assert.deepEqual(factory.open(), [], 'the failed compiler is closed');
+  });
+
+  it('names the first expression that fails in each dialect when the file fits neither', () => {
+    const factory = trackingFactory();
+    const neither = [{ enabled: 'payload.kind = "deploy"', url: '"http://x"' }, { url: '.payload.url', body: { n: '1 +' } }];
+    assert.throws(
+      () => compileInDialect(neither, undefined, factory.compilerFor),
+      (error: unknown) =>
+        error instanceof MappingError &&
+        error.message.startsWith('The payload mapping fits neither dialect (CONTROL_THE_PAYLOAD_DIALECT is not set). As JSONata: Mapping 1, field "url": the jsonata expression ".payload.url" does not compile') &&
+        error.message.includes('As jq: Mapping 0, field "enabled": the jq expression "payload.kind = \\"deploy\\"" does not compile'),
+    );
+    assert.deepEqual(factory.open(), []);
+  });
+
+  it('reports a mistake in the file\'s shape once, whatever the dialect', () => {
+    assert.throws(() => detect({ not: 'a list' }), (error: unknown) => error instanceof MappingError && error.message === 'The payload mapping must be a JSON list of mappings');
+    assert.throws(() => detect([{ urll: '"x"' }]), /^MappingError: Mapping 0, field "urll": unknown field/);
+  });
+});
