@@ -55,9 +55,13 @@ RUN set -eux; \
     rm -rf /usr/local/lib/node_modules /usr/local/bin/npm /usr/local/bin/npx /usr/local/bin/corepack \
            /usr/local/bin/yarn /usr/local/bin/yarnpkg /opt/yarn-*
 
-ENV NODE_ENV=production
+# kafkajs 2.2.4 passes negative delays to setTimeout (tulios/kafkajs#1751, open), which Node.js
+# clamps to 1 ms, as it always did; the image's Node.js (unlike Node.js 20) also prints a
+# TimeoutNegativeWarning on stderr at the first connection. Only that warning is silenced, in
+# NODE_OPTIONS so that every `port-agent` started in the container has it.
+ENV NODE_ENV=production NODE_OPTIONS=--disable-warning=TimeoutNegativeWarning
 # The official chart mounts the payload mapping at /app/control_the_payload_config.json and the
-# agent reads ./control_the_payload_config.json by default (SPEC §1, §10).
+# agent reads ./control_the_payload_config.json by default.
 WORKDIR /app
 # Owned by root and not writable by the agent's user: with a read-only root filesystem only /tmp
 # is writable, and the agent writes nowhere (logs go to stdout).
@@ -65,6 +69,9 @@ COPY package.json package-lock.json ./
 COPY config ./config
 COPY --from=prod-deps /build/node_modules ./node_modules
 COPY --from=build /build/dist/src ./dist/src
+# `port-agent` on the PATH (`kubectl exec deploy/port-agent -- port-agent check-config`): the
+# compiled CLI, which starts with `#!/usr/bin/env node`.
+RUN chmod 0755 /app/dist/src/cli.js && ln -s /app/dist/src/cli.js /usr/local/bin/port-agent
 
 # The image's `node` user, by number: Kubernetes' runAsNonRoot can only check a numeric user.
 USER 1000:1000
@@ -73,7 +80,4 @@ EXPOSE 8080
 # SIGTERM: finish the runs in hand, commit, exit 0 (within AGENT_SHUTDOWN_GRACE_SECONDS).
 STOPSIGNAL SIGTERM
 # An entrypoint, so arguments reach the CLI: `docker run IMAGE render --mapping … --event …`.
-# kafkajs 2.2.4 passes negative delays to setTimeout (tulios/kafkajs#1751, open), which Node.js
-# clamps to 1 ms, as it always did; the image's Node.js (unlike Node.js 20) also prints a
-# TimeoutNegativeWarning on stderr at the first connection. Only that warning is silenced.
-ENTRYPOINT ["node", "--disable-warning=TimeoutNegativeWarning", "/app/dist/src/cli.js"]
+ENTRYPOINT ["port-agent"]

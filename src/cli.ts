@@ -6,9 +6,11 @@
 import { CHECK_CONFIG_USAGE } from './commands/check-config.js';
 import { RENDER_USAGE } from './commands/render.js';
 import { EXIT_CONFIG, EXIT_FAILURE, runAgent, runCheckConfig, runRender } from './main.js';
+import { AGENT_VERSION } from './package-root.js';
 
 const USAGE = [
   'usage: port-agent            run the agent (configured by environment variables)',
+  '       port-agent --version  print the version',
   RENDER_USAGE.replace(/^usage: /, '       '),
   CHECK_CONFIG_USAGE.replace(/^usage: /, '       '),
 ].join('\n');
@@ -18,6 +20,10 @@ async function main(argv: string[]): Promise<number> {
   if (command === undefined) return runAgent();
   if (command === 'render') return runRender(argv.slice(1));
   if (command === 'check-config') return runCheckConfig(argv.slice(1));
+  if (command === '--version' || command === '-v' || command === 'version') {
+    process.stdout.write(`port-agent ${AGENT_VERSION}\n`);
+    return 0;
+  }
   if (command === '--help' || command === '-h' || command === 'help') {
     process.stdout.write(`${USAGE}\n`);
     return 0;

@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile, spawnSync } from 'node:child_process';
-import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -33,6 +33,8 @@ const COPIED_FROM_REPOSITORY = ['package.json', 'package-lock.json', 'config', '
 const PRODUCTION_MODULES = 'node_modules';
 const IMAGE_WORKDIR = '/app';
 const CLI = join('dist', 'src', 'cli.js');
+/** The image's command, on its PATH. */
+const COMMAND = 'port-agent';
 /** Where the official chart mounts the payload mapping, relative to the working directory. */
 const MOUNTED_MAPPING = 'control_the_payload_config.json';
 /** `nobody`: owns nothing in the layout, like the image's user owns nothing in /app. */
@@ -73,14 +75,21 @@ function copiedPaths(instructions: string[]): string[] {
   return paths.sort();
 }
 
-/** The image's ENTRYPOINT: `node`, its options, and the CLI under the working directory. */
-function entrypoint(instructions: string[]): { nodeOptions: string[]; cli: string } {
+/** The image's ENTRYPOINT, in exec form. */
+function entrypoint(instructions: string[]): string[] {
   const line = instructions.find((instruction) => /^ENTRYPOINT\s/i.test(instruction));
   const words: unknown = JSON.parse(line?.replace(/^ENTRYPOINT\s+/i, '') ?? 'null');
-  assert.ok(Array.isArray(words) && words.every((word) => typeof word === 'string') && words.length >= 2, `ENTRYPOINT in exec form (actual: ${String(line)})`);
-  const [program, ...rest] = words as string[];
-  assert.equal(program, 'node');
-  return { nodeOptions: rest.slice(0, -1), cli: rest.at(-1) ?? '' };
+  assert.ok(Array.isArray(words) && words.every((word) => typeof word === 'string') && words.length >= 1, `ENTRYPOINT in exec form (actual: ${String(line)})`);
+  return words as string[];
+}
+
+/** The commands the final stage puts on the PATH: link → target, from its `ln -s` lines. */
+function commandLinks(instructions: string[]): Record<string, string> {
+  const links: Record<string, string> = {};
+  for (const instruction of instructions.filter((line) => /^RUN\s/i.test(line))) {
+    for (const [, target = '', link = ''] of instruction.matchAll(/\bln -s (\S+) (\S+)/g)) links[link] = target;
+  }
+  return links;
 }
 
 /** The final stage's ENV instructions (`ENV NAME=value …`): the environment every container starts with. */
@@ -113,9 +122,12 @@ function containerEnvironment(home: string, image: Record<string, string>, confi
   return { PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin', HOME: home, TMPDIR: '/tmp', ...image, ...configuration };
 }
 
-/** Starts the agent as the image's entrypoint does, with the layout folder in the place of /app. */
-function startFromLayout(layout: string, nodeOptions: string[], env: Record<string, string>): AgentProcess {
-  return startAgent(env, { cwd: layout, script: join(layout, CLI), nodeArgs: nodeOptions, ...(runAs.uid === undefined ? {} : { runAs: { uid: runAs.uid, gid: runAs.gid } }) });
+/**
+ * Starts the agent as the image's entrypoint does — `port-agent`, the compiled CLI run through its
+ * `#!` line — with the layout folder in the place of /app.
+ */
+function startFromLayout(layout: string, env: Record<string, string>): AgentProcess {
+  return startAgent(env, { cwd: layout, script: join(layout, CLI), asExecutable: true, ...(runAs.uid === undefined ? {} : { runAs: { uid: runAs.uid, gid: runAs.gid } }) });
 }
 
 function isMappingLoaded(line: AgentLogLine): boolean {
@@ -128,15 +140,16 @@ describe('the production layout of the container image', () => {
   let layoutWithMountedMapping: string;
   let jqMappingPath: string;
   let home: string;
+  /** The image's /usr/local/bin: `port-agent`, linked to the layout's CLI. */
+  let bin: string;
   let broker: Broker | undefined;
   let port: PortStandIn | undefined;
   let target: WebhookTarget | undefined;
-  let nodeOptions: string[] = [];
   let imageEnv: Record<string, string> = {};
   const agents: AgentProcess[] = [];
 
   const start = (folder: string, configuration: Record<string, string>): AgentProcess => {
-    const agent = startFromLayout(folder, nodeOptions, containerEnvironment(home, imageEnv, configuration));
+    const agent = startFromLayout(folder, containerEnvironment(home, imageEnv, configuration));
     agents.push(agent);
     return agent;
   };
@@ -144,7 +157,6 @@ describe('the production layout of the container image', () => {
   before(async () => {
     assert.ok(existsSync(join(REPO_ROOT, CLI)), `${join(REPO_ROOT, CLI)} not found: run \`npm run build\` first (the layout holds the compiled output)`);
     const instructions = finalStageInstructions();
-    nodeOptions = entrypoint(instructions).nodeOptions;
     imageEnv = imageEnvironment(instructions);
     scratch = mkdtempSync(join(tmpdir(), 'port-agent-production-layout-'));
     // mkdtemp makes the folder private to its creator; the agent's user must reach what is inside.
@@ -152,6 +164,11 @@ describe('the production layout of the container image', () => {
     layout = join(scratch, 'app');
     mkdirSync(layout);
     for (const part of COPIED_FROM_REPOSITORY) cpSync(join(REPO_ROOT, part), join(layout, part), { recursive: true });
+    // The final stage's `RUN chmod 0755 …cli.js && ln -s …cli.js /usr/local/bin/port-agent`, with a bin folder for /usr/local/bin.
+    chmodSync(join(layout, CLI), 0o755);
+    bin = join(scratch, 'bin');
+    mkdirSync(bin);
+    symlinkSync(join(layout, CLI), join(bin, COMMAND));
     // npm run by `npm test` passes its own settings down as npm_* variables; this install is the image's, not the repository's.
     const npmEnv = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.toLowerCase().startsWith('npm_')));
     await promisify(execFile)('npm', ['ci', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error'], {
@@ -198,7 +215,10 @@ describe('the production layout of the container image', () => {
     assert.deepEqual(copiedPaths(instructions), [...COPIED_FROM_REPOSITORY, PRODUCTION_MODULES].sort());
     assert.ok(instructions.some((line) => /--from=prod-deps\s+\S*\/node_modules\s/.test(line)), 'node_modules comes from the production-dependencies stage');
     assert.ok(instructions.includes(`WORKDIR ${IMAGE_WORKDIR}`), `working directory ${IMAGE_WORKDIR}, where the chart mounts the mapping`);
-    assert.equal(entrypoint(instructions).cli, `${IMAGE_WORKDIR}/${CLI}`, 'the entrypoint runs the compiled CLI');
+    assert.deepEqual(entrypoint(instructions), [COMMAND], 'the entrypoint is the port-agent command');
+    assert.equal(commandLinks(instructions)[`/usr/local/bin/${COMMAND}`], `${IMAGE_WORKDIR}/${CLI}`, 'port-agent on the PATH is the compiled CLI');
+    assert.ok(instructions.some((line) => line.includes(`chmod 0755 ${IMAGE_WORKDIR}/${CLI}`)), 'the CLI is executable');
+    assert.match(readFileSync(join(REPO_ROOT, CLI), 'utf8'), /^#!\/usr\/bin\/env node\n/, 'the CLI names its interpreter');
     assert.equal(imageEnvironment(instructions).NODE_ENV, 'production');
     const user = instructions.find((line) => line.startsWith('USER '))?.slice('USER '.length).split(':')[0];
     assert.ok(user !== undefined && user !== 'root' && /^[1-9]\d*$/.test(user), `a numeric non-root user, so Kubernetes' runAsNonRoot can check it (actual: ${String(user)})`);
@@ -242,6 +262,20 @@ describe('the production layout of the container image', () => {
     const lines = agent.stderr().trim().split('\n');
     assert.equal(lines.length, 1, `one line: ${agent.stderr()}`);
     assert.match(lines[0] ?? '', /^port-agent: Invalid configuration: PORT_ORG_ID is required/);
+  });
+
+  it('has port-agent on the PATH, for --version and check-config in a running container', () => {
+    assert.ok(broker && port);
+    const version = (JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+    const environment = containerEnvironment(home, imageEnv, { ...agentSetup(broker, port).env, PATH: `${bin}:${process.env.PATH ?? ''}` });
+    const run = (...args: string[]) => spawnSync(COMMAND, args, { cwd: layout, env: environment, encoding: 'utf8', ...runAs });
+    const printed = run('--version');
+    assert.equal(printed.status, 0, printed.stderr);
+    assert.equal(printed.stdout, `port-agent ${version}\n`);
+    assert.equal(printed.stderr, '', 'nothing on stderr: NODE_OPTIONS of the image is accepted');
+    const checked = run('check-config');
+    assert.equal(checked.status, 0, checked.stderr);
+    assert.equal((JSON.parse(checked.stdout) as { valid: boolean }).valid, true);
   });
 
   it('loads the built-in mapping from config/, joins the consumer group, serves health and metrics, and exits 0 on SIGTERM', async () => {

@@ -41,8 +41,10 @@ export interface AgentProcessOptions {
   args?: string[];
   /** The script to run instead of the built CLI (this helper's own tests, the production layout's CLI). */
   script?: string;
-  /** Node.js options before the script, e.g. those of the image's entrypoint. */
+  /** Node.js options before the script. */
   nodeArgs?: string[];
+  /** Run `script` itself, its `#!` line choosing the interpreter (as the image's `port-agent` command), instead of `node script`. */
+  asExecutable?: boolean;
   /** Run as this user and group (the caller must be root): a non-root agent, as in the image. */
   runAs?: { uid: number; gid: number };
 }
@@ -84,7 +86,10 @@ export function startAgent(env: Record<string, string>, options: AgentProcessOpt
     if (value !== undefined) baseEnv[name] = value;
   }
 
-  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), script, ...(options.args ?? [])], {
+  const [command, args] = options.asExecutable
+    ? [script, options.args ?? []]
+    : [process.execPath, [...(options.nodeArgs ?? []), script, ...(options.args ?? [])]];
+  const child = spawn(command, args, {
     cwd,
     env: { ...baseEnv, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
