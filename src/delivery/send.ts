@@ -116,6 +116,35 @@ function failureFromAxios(error: AxiosError, request: RequestSpec, attempt: numb
 
 type AttemptValue = { kind: 'response'; response: DeliveryResponse } | { kind: 'failure'; error: DeliveryError };
 
+/** Thrown from axios' redirect hook to stop at a hop WEBHOOK_ALLOWED_HOSTS does not allow. */
+class RedirectRefused extends Error {
+  constructor(readonly target: URL) {
+    super(`redirect to ${target.host} refused: not allowed by WEBHOOK_ALLOWED_HOSTS`);
+  }
+}
+
+/** The RedirectRefused somewhere in an error's causes (axios wraps follow-redirects' error, which wraps ours). */
+function refusedRedirect(error: unknown): RedirectRefused | undefined {
+  for (let cause = error, depth = 0; cause instanceof Error && depth < 5; cause = cause.cause, depth += 1) {
+    if (cause instanceof RedirectRefused) return cause;
+  }
+  return undefined;
+}
+
+/**
+ * axios' hook before each redirect hop: the allow-list holds on every hop, or a service it allows
+ * could send the run (its body, its signature) to one it does not.
+ */
+function checkingRedirects(targets: TargetPolicy | undefined): { beforeRedirect?: (options: Record<string, unknown>) => void } {
+  if (!targets) return {};
+  return {
+    beforeRedirect: (options) => {
+      const next = new URL(String(options.href));
+      if (!targets.allows(next)) throw new RedirectRefused(next);
+    },
+  };
+}
+
 export function createDeliverer(deps: DelivererDeps): Deliverer {
   async function send(request: RequestSpec, url: URL, context: DeliveryContext, attemptNumber: number): Promise<AttemptValue> {
     // SPEC §6: compact JSON, non-ASCII raw; the signature covers exactly these bytes.
@@ -136,10 +165,18 @@ export function createDeliverer(deps: DelivererDeps): Deliverer {
         timeout: deps.timeoutMs,
         // axios' timeout only bounds socket inactivity; the signal bounds the whole attempt.
         signal: AbortSignal.timeout(deps.timeoutMs),
+        ...checkingRedirects(deps.targets),
       });
       const text = typeof response.data === 'string' ? response.data : String(response.data ?? '');
       return { kind: 'response', response: { status: response.status, headers: headerRecord(response.headers), text, json: parseJsonBody(text) } };
     } catch (error) {
+      const refused = refusedRedirect(error);
+      if (refused) {
+        const notAllowed = new DeliveryError(refused.message, {
+          url: request.url, method: request.method, attempt: attemptNumber, code: 'REDIRECT_NOT_ALLOWED', retriable: false, cause: error,
+        });
+        return { kind: 'failure', error: notAllowed };
+      }
       if ((error as AxiosError).isAxiosError) return { kind: 'failure', error: failureFromAxios(error as AxiosError, request, attemptNumber, deps.timeoutMs) };
       throw error;
     }

@@ -121,6 +121,40 @@ describe('the pipeline ends every run the mapping cannot serve', () => {
     assert.equal(await handler([{}], { allowedTargets })(onRuns(actionRunMessage({ runId: 'r_inside', url: `${target.url}/inside` }), '33')), 'delivered');
   });
 
+  it('follows no redirect to a host outside WEBHOOK_ALLOWED_HOSTS: nothing is sent there and the run fails naming it', async () => {
+    const outside = await startWebhookTarget({ secret: port.clientSecret });
+    const redirecting = await startWebhookTarget({
+      secret: port.clientSecret,
+      respond: (request) => {
+        if (request.path === '/to-outside') return { status: 307, headers: { location: `${outside.url}/stolen?token=t` } };
+        return request.path === '/to-inside' ? { status: 307, headers: { location: '/landed' } } : {};
+      },
+    });
+    try {
+      const allowedTargets = [new URL(redirecting.url).host];
+      const outsideHost = new URL(outside.url).host;
+      const handle = handler([{}], { allowedTargets });
+      assert.equal(await handle(onRuns(actionRunMessage({ runId: 'r_redirect_out', url: `${redirecting.url}/to-outside`, synchronized: true }), '36')), 'failed');
+      assert.deepEqual(redirecting.requests.map((request) => request.path), ['/to-outside']);
+      assert.equal(outside.requests.length, 0, 'nothing reaches the host the list does not allow');
+      const [patch] = port.actionRunPatches('r_redirect_out') as { status: string; summary: string }[];
+      assert.equal(patch?.status, 'FAILURE');
+      assert.equal(
+        patch?.summary,
+        `The agent could not deliver the request to POST ${redirecting.url}/to-outside: redirect to ${outsideHost} refused: not allowed by WEBHOOK_ALLOWED_HOSTS (after 1 attempt).`,
+      );
+      // A redirect within the allowed host is followed, as before.
+      assert.equal(await handle(onRuns(actionRunMessage({ runId: 'r_redirect_in', url: `${redirecting.url}/to-inside` }), '37')), 'delivered');
+      assert.deepEqual(redirecting.requests.map((request) => request.path), ['/to-outside', '/to-inside', '/landed']);
+      // With no list, the agent follows redirects anywhere (the official agent's behaviour).
+      assert.equal(await handler([{}])(onRuns(actionRunMessage({ runId: 'r_redirect_open', url: `${redirecting.url}/to-outside` }), '38')), 'delivered');
+      assert.deepEqual(outside.requests.map((request) => request.path), ['/stolen']);
+    } finally {
+      await redirecting.close();
+      await outside.close();
+    }
+  });
+
   it('sends a field that cannot be decrypted as it was, warning without the value', async () => {
     for (const [index, bad] of DECRYPT_FIXTURE.bad.entries()) {
       const message = actionRunMessage({ runId: `r_undecryptable_${index}`, url: `${target.url}/decrypt-${index}`, properties: { secret: bad.encrypted } });
