@@ -447,7 +447,7 @@ function resultRows(main: MainAgentResult, oneInFlight: OneInFlightResult, bench
       isPass: latency.p99Ms <= GOALS.latencyP99Ms,
     },
     {
-      figure: 'Port API calls per run (SPEC §7: 7 logs + response + status)',
+      figure: 'Port API calls per run (as the official agent: 7 logs + response + status)',
       measured: `${formatNumber(calls.average, 2)} (min ${calls.min}, max ${calls.max})`,
       goal: `= ${EXPECTED_CALLS_PER_RUN}`,
       isPass: calls.min === EXPECTED_CALLS_PER_RUN && calls.max === EXPECTED_CALLS_PER_RUN,

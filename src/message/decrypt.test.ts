@@ -437,7 +437,7 @@ describe('decryptionKey', () => {
   });
 });
 
-describe('keeping decrypted values out of logs and summaries (SPEC §9)', () => {
+describe('keeping decrypted values out of logs and summaries', () => {
   it('tells the caller each plaintext it decrypted, and nothing for a value it could not decrypt', () => {
     const [bad] = fixture.bad;
     assert.ok(bad);

@@ -6,7 +6,7 @@ const ok = { status: 200, headers: {}, text: '{"a":1}', json: { a: 1 } };
 const empty = { status: 204, headers: {}, text: '', json: undefined };
 const failed = { status: 502, headers: {}, text: 'bad gateway', json: undefined };
 
-describe('planActionReport (SPEC §7)', () => {
+describe('planActionReport', () => {
   it('reports SUCCESS and the response of a synchronous success', () => {
     assert.deepEqual(planActionReport(true, ok, {}, true), { runResponse: { a: 1 }, statusPatch: { status: 'SUCCESS' } });
   });
@@ -36,7 +36,7 @@ describe('planActionReport (SPEC §7)', () => {
   });
 });
 
-describe('planNodeRunReport (SPEC §7)', () => {
+describe('planNodeRunReport', () => {
   it('completes a synchronous success with the response, {} for an empty body', () => {
     assert.deepEqual(planNodeRunReport(true, ok), { status: 'COMPLETED', result: 'SUCCESS', output: { response: { status: 200, data: { a: 1 } } } });
     assert.deepEqual(planNodeRunReport(true, empty), { status: 'COMPLETED', result: 'SUCCESS', output: { response: { status: 204, data: {} } } });
