@@ -116,6 +116,8 @@ function failureFromAxios(error: AxiosError, request: RequestSpec, attempt: numb
 
 type AttemptValue = { kind: 'response'; response: DeliveryResponse } | { kind: 'failure'; error: DeliveryError };
 
+const REDIRECT_NOT_ALLOWED = 'REDIRECT_NOT_ALLOWED';
+
 /** Thrown from axios' redirect hook to stop at a hop WEBHOOK_ALLOWED_HOSTS does not allow. */
 class RedirectRefused extends Error {
   constructor(readonly target: URL) {
@@ -173,7 +175,7 @@ export function createDeliverer(deps: DelivererDeps): Deliverer {
       const refused = refusedRedirect(error);
       if (refused) {
         const notAllowed = new DeliveryError(refused.message, {
-          url: request.url, method: request.method, attempt: attemptNumber, code: 'REDIRECT_NOT_ALLOWED', retriable: false, cause: error,
+          url: request.url, method: request.method, attempt: attemptNumber, code: REDIRECT_NOT_ALLOWED, retriable: false, cause: error,
         });
         return { kind: 'failure', error: notAllowed };
       }
@@ -202,8 +204,8 @@ export function createDeliverer(deps: DelivererDeps): Deliverer {
     } finally {
       release();
       deps.metrics?.requestAttempted(statusClassOf(value?.kind === 'response' ? value.response.status : undefined), (performance.now() - startedAt) / 1000);
-      // A host that answers, even with an error status below 500, is up.
-      entry.leave(value !== undefined && value.kind === 'response' && value.response.status < 500);
+      // A host that answers, even with an error status below 500 or a redirect the allow-list refuses, is up.
+      entry.leave(value !== undefined && (value.kind === 'response' ? value.response.status < 500 : value.error.code === REDIRECT_NOT_ALLOWED));
     }
     if (value.kind === 'failure') {
       return value.error.retriable ? { kind: 'retryable', value, reason: value.error.message } : { kind: 'done', value };

@@ -143,9 +143,14 @@ describe('the pipeline ends every run the mapping cannot serve', () => {
         patch?.summary,
         `The agent could not deliver the request to POST ${redirecting.url}/to-outside: redirect to ${outsideHost} refused: not allowed by WEBHOOK_ALLOWED_HOSTS (after 1 attempt).`,
       );
+      // The host answered: refused redirects do not open its circuit breaker (5 failures in a row would).
+      for (let run = 1; run <= 5; run += 1) {
+        assert.equal(await handle(onRuns(actionRunMessage({ runId: `r_redirect_out_${run}`, url: `${redirecting.url}/to-outside` }), `${40 + run}`)), 'failed');
+      }
+      assert.equal(outside.requests.length, 0);
       // A redirect within the allowed host is followed, as before.
       assert.equal(await handle(onRuns(actionRunMessage({ runId: 'r_redirect_in', url: `${redirecting.url}/to-inside` }), '37')), 'delivered');
-      assert.deepEqual(redirecting.requests.map((request) => request.path), ['/to-outside', '/to-inside', '/landed']);
+      assert.deepEqual(redirecting.requests.map((request) => request.path), [...Array<string>(6).fill('/to-outside'), '/to-inside', '/landed']);
       // With no list, the agent follows redirects anywhere (the official agent's behaviour).
       assert.equal(await handler([{}])(onRuns(actionRunMessage({ runId: 'r_redirect_open', url: `${redirecting.url}/to-outside` }), '38')), 'delivered');
       assert.deepEqual(outside.requests.map((request) => request.path), ['/stolen']);
