@@ -50,7 +50,7 @@ const WARMUP_RUNS = 50;
 const LATENCY_RUNS_PER_SECOND = 20;
 const LATENCY_RUNS = 400;
 const LATENCY_INTERVAL_MS = 1000 / LATENCY_RUNS_PER_SECOND;
-// TESTING.md: the mock broker does not wake a waiting fetch, so the fetch wait bounds the latency.
+// docs/development.md: the mock broker does not wake a waiting fetch, so the fetch wait bounds the latency.
 const FETCH_MAX_WAIT_MS = 10;
 // Runs produced per call: kafkajs makes each call one record batch, and the mock broker answers a
 // fetch with one record batch where a real broker gives up to 1 MB per partition. 500 signed runs

@@ -172,7 +172,7 @@ function agentEnvironment(port: PortStandIn, brokers: string[]): Record<string, 
     PORT_API_BASE_URL: port.url,
     USING_LOCAL_PORT_INSTANCE: 'true',
     KAFKA_CONSUMER_BOOTSTRAP_SERVERS: brokers.join(','),
-    // TESTING.md: the mock broker needs a session timeout of 6–10 s and a short fetch wait.
+    // docs/development.md: the mock broker needs a session timeout of 6–10 s and a short fetch wait.
     KAFKA_CONSUMER_SESSION_TIMEOUT_MS: '6000',
     KAFKA_CONSUMER_FETCH_MAX_WAIT_MS: '50',
     LOG_LEVEL: 'INFO',

@@ -24,9 +24,9 @@ import type { Tally } from './tally.js';
 
 /** The agent's settings in every scenario: short timeouts, so faults show and heal quickly. */
 export const AGENT_FAULT_ENV: Readonly<Record<string, string>> = {
-  // TESTING.md: 6–10 s on the mock broker (the group thrashes below); a lost member is noticed fast.
+  // docs/development.md: 6–10 s on the mock broker (the group thrashes below); a lost member is noticed fast.
   KAFKA_CONSUMER_SESSION_TIMEOUT_MS: '6000',
-  // TESTING.md: the mock does not wake a waiting fetch; a long wait makes deliveries come in bursts.
+  // docs/development.md: the mock does not wake a waiting fetch; a long wait makes deliveries come in bursts.
   KAFKA_CONSUMER_FETCH_MAX_WAIT_MS: '50',
   WEBHOOK_INVOKER_TIMEOUT: '2',
   // Retries must outlast the 10 s target outage (backoff 1 s doubling to 10 s takes 4–5 of them).
@@ -44,7 +44,7 @@ export const AGENT_FAULT_ENV: Readonly<Record<string, string>> = {
  * when a fault hits: the agent keeps up with the loads here, so without it nothing would be in hand.
  */
 const TARGET_LATENCY_MS = 200;
-/** TESTING.md: a first join takes about 3 s, a rebalance the session timeout. */
+/** docs/development.md: a first join takes about 3 s, a rebalance the session timeout. */
 export const AGENT_JOIN_TIMEOUT_MS = 30_000;
 const AGENT_STOP_TIMEOUT_MS = 10_000;
 const PRODUCER_DISCONNECT_TIMEOUT_MS = 5_000;

@@ -8,7 +8,7 @@ import type { Producer } from 'kafkajs';
 import { produce } from '../../test/support/kafka.js';
 import { actionRunMessage, signed } from '../../test/support/messages.js';
 
-/** The mock cluster creates topics with 4 partitions on first use (TESTING.md). */
+/** The mock cluster creates topics with 4 partitions on first use (docs/development.md). */
 export const TOPIC_PARTITIONS = 4;
 /** Runs per produce call: small, so the pace is smooth and a pause takes effect quickly. */
 const RUNS_PER_BATCH = 5;

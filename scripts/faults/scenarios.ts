@@ -33,7 +33,7 @@ const DELIVERED_BEFORE_FAULT = 100;
 /** Slow loads: enough runs before the outage to see the agent working normally first. */
 const DELIVERED_BEFORE_OUTAGE = 30;
 
-/** Longer than the 6 s session timeout: the group expires the member (TESTING.md). */
+/** Longer than the 6 s session timeout: the group expires the member (docs/development.md). */
 const BROKER_FREEZE_MS = 20_000;
 /** How long the agent must survive a broker that is gone for good. */
 const BROKER_GONE_OBSERVATION_MS = 20_000;

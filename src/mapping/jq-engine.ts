@@ -2,7 +2,7 @@
  * The jq dialect (SPEC §5), for mapping files written for the official agent. The engine is
  * Debian's jq 1.6 as one long-lived process: no JavaScript jq implementation handles the official
  * default mapping (`@uri`, `gsub`, `env`), while a resident jq evaluates about 12,500 lines/s here
- * with jq's own semantics (TESTING.md). Spawning jq per evaluation would cost ~30 ms each.
+ * with jq's own semantics (measured here). Spawning jq per evaluation would cost ~30 ms each.
  *
  * Every expression compiled is checked at once by jq itself; the first evaluation starts the
  * process with one program holding every expression as a function. Evaluations asked for in the

@@ -28,7 +28,7 @@ export function agentSetup(broker: Broker, port: PortStandIn, extra: Record<stri
     PORT_API_BASE_URL: port.url,
     USING_LOCAL_PORT_INSTANCE: 'true',
     KAFKA_CONSUMER_BOOTSTRAP_SERVERS: broker.brokers.join(','),
-    // TESTING.md: the mock broker needs a short fetch wait and a session timeout of 6–10 s.
+    // docs/development.md: the mock broker needs a short fetch wait and a session timeout of 6–10 s.
     KAFKA_CONSUMER_SESSION_TIMEOUT_MS: '6000',
     KAFKA_CONSUMER_FETCH_MAX_WAIT_MS: '50',
     WEBHOOK_INVOKER_TIMEOUT: '3',

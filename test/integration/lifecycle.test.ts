@@ -129,7 +129,7 @@ describe('agent process life', () => {
     const agent = await startConsumingAgent(setup);
     try {
       await waitFor(() => port.actionRunLogs('r_before_freeze').includes(FINISHED), { timeoutMs: 20_000, description: 'the first run' });
-      // TESTING.md: a freeze longer than the session timeout expires the member; its next commit fails.
+      // docs/development.md: a freeze longer than the session timeout expires the member; its next commit fails.
       slowFirst.set('/during', 9_000);
       await produce(broker.brokers, setup.runsTopic, [{ value: signed(actionRunMessage({ runId: 'r_during_freeze', url: `${target.url}/during` }), port.clientSecret) }]);
       await waitFor(() => target.requests.some((request) => request.path === '/during'), { timeoutMs: 20_000, description: 'the run in hand before the freeze' });

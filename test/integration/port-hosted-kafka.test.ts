@@ -5,7 +5,7 @@
  * made for this run and trusted through NODE_EXTRA_CA_CERTS or REQUESTS_CA_BUNDLE, as an operator
  * (or the chart's selfSignedCertificate) would.
  *
- * The mock broker speaks neither TLS nor SASL (TESTING.md), and kafkajs connects to the addresses
+ * The mock broker speaks neither TLS nor SASL (docs/development.md), and kafkajs connects to the addresses
  * the broker advertises after bootstrap, so a TLS tunnel alone would send the agent back to the
  * mock's plain port. Rather than a socketFactory or another hook inside the agent, the path is:
  *

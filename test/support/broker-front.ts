@@ -1,5 +1,5 @@
 /**
- * A Kafka-protocol front for the mock broker, at the socket level (TESTING.md): librdkafka's mock
+ * A Kafka-protocol front for the mock broker, at the socket level (docs/development.md): librdkafka's mock
  * cluster speaks neither SASL nor TLS and advertises its own loopback ports. One front per broker:
  *
  * - answers SaslHandshake and SaslAuthenticate itself (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, against

@@ -34,7 +34,7 @@ const LOOPBACK_ADDRESS = /127\.0\.0\.1:\d+/g;
 
 /**
  * Starts a broker: the one(s) named in `TEST_KAFKA_BROKERS` (comma-separated) when set, otherwise
- * librdkafka's mock cluster hosted by a kcat process (see TESTING.md).
+ * librdkafka's mock cluster hosted by a kcat process (docs/development.md, "The mock broker").
  */
 export async function startBroker(options: BrokerOptions = {}): Promise<Broker> {
   const external = process.env[EXTERNAL_BROKERS_ENV]?.trim();

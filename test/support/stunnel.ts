@@ -1,5 +1,5 @@
 /**
- * TLS in front of plain TCP services with Debian's stunnel4 (TESTING.md: the mock broker speaks no
+ * TLS in front of plain TCP services with Debian's stunnel4 (docs/development.md: the mock broker speaks no
  * TLS). One stunnel process, one TLS port on loopback per target.
  */
 import { spawn } from 'node:child_process';
