@@ -11,7 +11,7 @@ describe('loadTrustedCas', () => {
     assert.equal(loadTrustedCas([]), undefined);
   });
 
-  it('trusts the system CAs and every certificate of both files', () => {
+  it('trusts the bundled Mozilla CAs and every certificate of both files', () => {
     const files: Record<string, string> = { '/a.pem': `junk\n${PEM}\n${PEM.replace('MIIB', 'MIIC')}\n`, '/b.pem': PEM.replace('MIIB', 'MIID') };
     const cas = loadTrustedCas(
       [

@@ -46,7 +46,7 @@ export interface NetworkConfig {
   httpProxy: string | undefined;
   httpsProxy: string | undefined;
   noProxy: string;
-  /** PEM files to trust besides the system CAs, with the variable that named each. */
+  /** PEM files to trust besides Node.js's bundled Mozilla CA list, with the variable that named each. */
   extraCaFiles: { variable: 'NODE_EXTRA_CA_CERTS' | 'REQUESTS_CA_BUNDLE'; path: string }[];
 }
 

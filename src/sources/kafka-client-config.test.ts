@@ -43,7 +43,7 @@ describe('kafkaConnection for Port-hosted Kafka', () => {
 
   it('uses SCRAM-SHA-512 over TLS with the chart\'s settings, carrying the fetched password', () => {
     const connection = kafkaConnection(kafkaSecurity({ securityProtocol: 'SASL_SSL', authenticationMechanism: 'SCRAM-SHA-512', useLocalPortInstance: false }), credentials);
-    assert.equal(connection.ssl, true, 'ssl: true trusts the system CAs and NODE_EXTRA_CA_CERTS');
+    assert.equal(connection.ssl, true, 'ssl: true trusts the bundled Mozilla CAs and NODE_EXTRA_CA_CERTS');
     assert.deepEqual(connection.sasl, { mechanism: 'scram-sha-512', username: USERNAME, password: PASSWORD });
   });
 
