@@ -1,9 +1,10 @@
 /**
  * Extra trusted CAs (SPEC §1): NODE_EXTRA_CA_CERTS and, for compatibility with the official agent,
- * REQUESTS_CA_BUNDLE, trusted besides Node.js's bundled Mozilla CA list (`tls.rootCertificates`; not the OS store) for every outgoing TLS connection. Node.js
- * reads NODE_EXTRA_CA_CERTS by itself, but only warns when the file is missing, and knows nothing
- * of REQUESTS_CA_BUNDLE; here both are read at start, a missing or empty file is a configuration
- * error, and the resulting list is given to every client that opens TLS connections.
+ * REQUESTS_CA_BUNDLE, trusted besides Node.js's bundled Mozilla CA list (`tls.rootCertificates`,
+ * not the OS store) for every outgoing TLS connection. Node.js reads NODE_EXTRA_CA_CERTS by itself,
+ * but only warns when the file is missing, and knows nothing of REQUESTS_CA_BUNDLE; here both are
+ * read at start, a missing or empty file is a configuration error, and the resulting list is given
+ * to every client that opens TLS connections.
  */
 import { readFileSync } from 'node:fs';
 import { rootCertificates } from 'node:tls';

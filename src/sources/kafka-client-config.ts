@@ -60,9 +60,9 @@ export function kafkaSecurity(kafka: SecuritySettings): KafkaSecurity {
 
 /**
  * The kafkajs connection options for `credentials`. With TLS, brokers are verified against
- * `trustedCas` (Node.js's bundled Mozilla CAs and those of NODE_EXTRA_CA_CERTS and REQUESTS_CA_BUNDLE, SPEC §1)
- * when given, else against Node's defaults (`ssl: true`: the bundled Mozilla CAs and NODE_EXTRA_CA_CERTS).
- * Errors name what is missing, never a value.
+ * `trustedCas` (Node.js's bundled Mozilla CAs and those of NODE_EXTRA_CA_CERTS and
+ * REQUESTS_CA_BUNDLE, SPEC §1) when given, else against Node's defaults (`ssl: true`: the bundled
+ * Mozilla CAs and NODE_EXTRA_CA_CERTS). Errors name what is missing, never a value.
  */
 export function kafkaConnection(security: KafkaSecurity, credentials: KafkaCredentials, trustedCas?: readonly string[]): KafkaConnection {
   const ssl = security.usesTls && trustedCas !== undefined ? { ca: [...trustedCas] } : security.usesTls;
