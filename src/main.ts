@@ -8,8 +8,9 @@ import { withEnvFile } from './config/env-file.js';
 import { runCheckConfigCommand, startupChecks } from './commands/check-config.js';
 import { runRenderCommand } from './commands/render.js';
 import { createSemaphore } from './concurrency/semaphore.js';
+import type { Semaphore } from './concurrency/semaphore.js';
 import { createHostGuard } from './delivery/host-guard.js';
-import type { RetryPolicy } from './delivery/retry-policy.js';
+import type { RetryPolicy } from './retry/retry-policy.js';
 import { createDeliverer } from './delivery/send.js';
 import { createTargetPolicy } from './delivery/target-policy.js';
 import { ConfigError, MappingError, describeError } from './errors.js';
@@ -28,6 +29,7 @@ import { decryptionKey } from './message/decrypt.js';
 import { createMapper } from './mapping/render.js';
 import { AGENT_VERSION } from './package-root.js';
 import { createMessageHandler } from './pipeline/handle.js';
+import { createPortBudget } from './reporting/port-budget.js';
 import { createPortClient } from './reporting/port-client.js';
 import type { PortClient } from './reporting/port-client.js';
 import { createReporter } from './reporting/reporter.js';
@@ -52,8 +54,12 @@ const USER_AGENT = 'port-agent';
  * such messages, and so memory, before fetching pauses.
  */
 const MESSAGES_IN_HAND_PER_REQUEST = 2;
-/** Connections to the Port API: enough for hundreds of runs a second, few enough to stay light. */
-const PORT_API_MAX_SOCKETS = 32;
+/**
+ * Connections to the Port API. Port is tens to hundreds of ms away and a run costs several calls:
+ * at 80 ms a call, hundreds of runs a second need this many calls on the wire. Opened on demand,
+ * and Port's budget (50 calls a second) keeps far fewer busy in practice.
+ */
+const PORT_API_MAX_SOCKETS = 256;
 const WEBHOOK_RETRY_MIN_BACKOFF_MS = 1_000;
 const WEBHOOK_RETRY_MAX_BACKOFF_MS = 10_000;
 /** The event loop is watched every second; a block of 10 s within the last minute fails liveness. */
@@ -77,7 +83,7 @@ function configFailure(error: ConfigError | MappingError): number {
  * when it starts, retried with backoff while Port is unreachable, and again when the brokers refuse
  * them (SPEC §2). Brokers are verified against the same CAs as every other TLS connection (SPEC §1).
  */
-async function createSource(config: Config, port: PortClient, trustedCas: string[] | undefined, logger: Logger): Promise<Source> {
+async function createSource(config: Config, port: PortClient, awaitingReports: Semaphore, trustedCas: string[] | undefined, logger: Logger): Promise<Source> {
   const { bootstrapServers, useLocalPortInstance } = config.kafka;
   const connector = createKafkaConnector({
     security: kafkaSecurity(config.kafka),
@@ -99,18 +105,20 @@ async function createSource(config: Config, port: PortClient, trustedCas: string
     fromBeginning: config.kafka.autoOffsetReset === 'earliest',
     shutdownGraceMs: config.shutdownGraceMs,
     maxInHand: config.maxInFlight * MESSAGES_IN_HAND_PER_REQUEST,
+    awaitingReports,
     logger: logger.child({ stage: 'source' }),
   });
 }
 
 /** SPEC §8, STREAMER_NAME=POLLING: no Kafka; `onGiveUp` once polling has failed for too long. */
-function createPolling(config: Config, port: PortClient, reporter: Reporter, logger: Logger, onGiveUp: () => void): Source {
+function createPolling(config: Config, port: PortClient, reporter: Reporter, awaitingReports: Semaphore, logger: Logger, onGiveUp: () => void): Source {
   return createPollingSource({
     port,
     reporter,
     settings: config.polling,
     shutdownGraceMs: config.shutdownGraceMs,
     maxInHand: config.maxInFlight * MESSAGES_IN_HAND_PER_REQUEST,
+    awaitingReports,
     logger: logger.child({ stage: 'source' }),
     onGiveUp,
   });
@@ -189,14 +197,17 @@ export async function runAgent(): Promise<number> {
     ca,
   });
   const metrics = createAgentMetrics({ version: AGENT_VERSION });
+  const portLogger = logger.child({ stage: 'port-api' });
+  const budget = createPortBudget({ maxCallsPerSecond: config.portApiMaxCallsPerSecond, logger: portLogger, metrics });
   const port = createPortClient({
     metrics,
+    budget,
     http: portHttp,
     clientId: config.port.clientId,
     clientSecret: config.port.clientSecret,
-    logger: logger.child({ stage: 'port-api' }),
+    logger: portLogger,
   });
-  const reporter = createReporter({ port, detailedLogging: config.detailedLogging });
+  const reporter = createReporter({ port, budget, detailedLogging: config.detailedLogging, runLogs: config.runLogs, logger: logger.child({ stage: 'reporting' }), metrics });
   const requestSlots = createSemaphore(config.maxInFlight);
   const handleMessage = createMessageHandler({
     mapper,
@@ -219,10 +230,12 @@ export async function runAgent(): Promise<number> {
     maxMessageBytes: config.maxMessageBytes,
   });
   const handle = async (message: SourceMessage) => {
-    const outcome = await handleMessage(message);
-    metrics.messageHandled(message.topic, outcome);
-    return outcome;
+    const handled = await handleMessage(message);
+    metrics.messageHandled(message.topic, handled.outcome);
+    return handled;
   };
+  // AGENT_MAX_PENDING_REPORTS: runs whose reports Port has not accepted yet, before fetching pauses.
+  const awaitingReports = createSemaphore(config.maxPendingReports);
 
   logger.info(
     {
@@ -281,6 +294,8 @@ export async function runAgent(): Promise<number> {
     messagesInHand: () => source?.status().messagesInHand ?? 0,
     requestsInFlight: () => requestSlots.active,
     consumerLag: () => source?.status().lag ?? [],
+    runsAwaitingReports: reporter.pending,
+    portCallsWaiting: budget.waiting,
   });
   const probes = createProbes(
     { source: () => source?.status(), portHasAnswered: port.hasAnswered, isStopping: () => isStopping, eventLoop },
@@ -310,7 +325,7 @@ export async function runAgent(): Promise<number> {
   await reporter.announceStreamer(config.streamerName, logger);
   if (!isStopping) {
     try {
-      source = config.streamerName === 'POLLING' ? createPolling(config, port, reporter, logger, giveUp) : await createSource(config, port, ca, logger);
+      source = config.streamerName === 'POLLING' ? createPolling(config, port, reporter, awaitingReports, logger, giveUp) : await createSource(config, port, awaitingReports, ca, logger);
     } catch (error) {
       if (error instanceof ConfigError) resolveExit(configFailure(error));
       else {

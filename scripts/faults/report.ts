@@ -48,7 +48,7 @@ const MAX_EXAMPLES = 3;
 export const DEFINITIONS = [
   'sent        runs produced and acknowledged by the broker (signed action runs, invocationMethod.synchronized = true)',
   'delivered   distinct run ids the webhook target received at least once (run id from the body\'s context.runId)',
-  'reported    distinct run ids with a final status in the Port stand-in (an accepted PATCH /v1/actions/runs/:runId with a status)',
+  'reported    distinct run ids with a final status in the Port stand-in (an accepted PATCH /v1/actions/runs/:runId with a status, or a run-log line with a terminationStatus)',
   'duplicates  target requests beyond the first per run id',
   `lost        run ids sent but not both delivered and reported once the agent had committed every run (or after a ${COMMIT_WAIT_TIMEOUT_MS / 1000} s wait);`,
   '            "broker killed for good": run ids committed before the kill but not both delivered and reported',

@@ -49,6 +49,8 @@ const KAFKA_TROUBLE = /kafka|broker|connect|coordinator/i;
 const MAX_LOGGED_MESSAGES = 4;
 const MAX_EXAMPLES = 3;
 const STATUS_PATCH_ROUTE: PortRoute = 'PATCH /v1/actions/runs/:runId';
+/** A success's status rides on its last run-log line; failures keep their PATCH. */
+const RUN_LOG_ROUTE: PortRoute = 'POST /v1/actions/runs/:runId/logs';
 const SESSION_TIMEOUT_SECONDS = Number(AGENT_FAULT_ENV.KAFKA_CONSUMER_SESSION_TIMEOUT_MS) / 1000;
 /** Two members joining the mock broker's group took up to about 20 s of rebalances here. */
 const GROUP_SETTLE_TIMEOUT_MS = 60_000;
@@ -145,15 +147,15 @@ function firstDeliveryAfter(context: ScenarioContext, load: RunLoad, timeMs: num
   return first;
 }
 
-/** `r_1: status PATCH answered 503 ×6 from +2.0 s to +11.8 s after the outage began`. */
-function statusPatchHistory(context: ScenarioContext, runId: string, outageStartMs: number): string {
-  const patches = context.port.callsTo(STATUS_PATCH_ROUTE).filter((call) => call.params.runId === runId);
-  const first = patches[0];
-  const last = patches[patches.length - 1];
-  if (!first || !last) return `${runId}: no status PATCH reached the Port API`;
+/** `r_1: report calls answered 503 ×6 from +2.0 s to +11.8 s after the outage began`. */
+function reportHistory(context: ScenarioContext, runId: string, outageStartMs: number): string {
+  const reports = context.port.apiCallsForRun(runId).filter((call) => call.route === STATUS_PATCH_ROUTE || call.route === RUN_LOG_ROUTE);
+  const first = reports[0];
+  const last = reports[reports.length - 1];
+  if (!first || !last) return `${runId}: no report reached the Port API`;
   const since = (timeMs: number): string => `+${((timeMs - outageStartMs) / 1000).toFixed(1)} s`;
-  const answers = [...new Set(patches.map((call) => String(call.status ?? 'no answer')))].join('/');
-  return `${runId}: status PATCH answered ${answers} ×${patches.length} from ${since(first.at)} to ${since(last.at)} after the outage began, then given up`;
+  const answers = [...new Set(reports.map((call) => String(call.status ?? 'no answer')))].join('/');
+  return `${runId}: report calls answered ${answers} ×${reports.length} from ${since(first.at)} to ${since(last.at)} after the outage began, and no final status accepted`;
 }
 
 function failuresReportedSince(context: ScenarioContext, sinceMs: number): number {
@@ -282,15 +284,15 @@ async function portOutage(context: ScenarioContext): Promise<ScenarioOutcome> {
   const agent = await context.startConsumingAgent();
   const load = context.startLoad(PORT_OUTAGE_LOAD);
   await context.waitForDelivered(DELIVERED_BEFORE_OUTAGE);
-  // The outage begins as a run reports its status: the worst moment, when a run that has been
+  // The outage begins as a run reports to Port: the worst moment, when a run that has been
   // delivered depends on Port alone. Starting at a random moment finds the same loss only by luck.
-  context.port.failFor(PORT_OUTAGE_MS, { status: OUTAGE_STATUS }, { except: [TOKEN_ROUTE], startingWith: STATUS_PATCH_ROUTE });
+  context.port.failFor(PORT_OUTAGE_MS, { status: OUTAGE_STATUS }, { except: [TOKEN_ROUTE], startingWith: RUN_LOG_ROUTE });
   const firstRefused = await waitFor(() => context.port.calls.find((call) => call.status === OUTAGE_STATUS), {
     timeoutMs: DELIVERY_WAIT_TIMEOUT_MS,
-    description: 'the Port outage to begin with a status report',
+    description: 'the Port outage to begin with a report',
   });
   const startMs = firstRefused.at;
-  context.log(`the Port API answers ${OUTAGE_STATUS} to every call but the token's for ${PORT_OUTAGE_MS / 1000} s, from a status report on`);
+  context.log(`the Port API answers ${OUTAGE_STATUS} to every call but the token's for ${PORT_OUTAGE_MS / 1000} s, from a run's report on`);
   await delay(startMs + PORT_OUTAGE_MS - Date.now());
   const endMs = Date.now();
   context.log('the Port API answers again');
@@ -303,7 +305,7 @@ async function portOutage(context: ScenarioContext): Promise<ScenarioOutcome> {
     checks: [committedCheck(isAllCommitted), aliveCheck(context, agent, 'the agent is still running')],
     notes: [
       `${refusedCalls} Port API calls answered ${OUTAGE_STATUS}; final statuses: ${statusBreakdown(tally.statuses)}`,
-      ...tally.lostRunIds.slice(0, MAX_EXAMPLES).map((runId) => statusPatchHistory(context, runId, startMs)),
+      ...tally.lostRunIds.slice(0, MAX_EXAMPLES).map((runId) => reportHistory(context, runId, startMs)),
     ],
   };
 }

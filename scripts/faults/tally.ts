@@ -1,12 +1,13 @@
 /**
  * What happened to each run, counted from the outside: the requests the webhook target received
- * and the status PATCHes the Port stand-in accepted. The definitions are printed under the table
- * (see DEFINITIONS in report.ts); keep the two in step.
+ * and the final statuses the Port stand-in accepted (a PATCH, or a run-log line carrying one).
+ * The definitions are printed under the table (see DEFINITIONS in report.ts); keep the two in step.
  */
-import type { PortStandIn } from '../../test/support/port-stand-in.js';
+import type { PortStandIn, RecordedCall } from '../../test/support/port-stand-in.js';
 import type { WebhookTarget } from '../../test/support/webhook-target.js';
 
 const STATUS_PATCH_ROUTE = 'PATCH /v1/actions/runs/:runId';
+const RUN_LOG_ROUTE = 'POST /v1/actions/runs/:runId/logs';
 const IDEMPOTENCY_HEADER = 'idempotency-key';
 /** Failure summaries can carry a response text; the table's notes need only their gist. */
 const MAX_SUMMARY_CHARS = 100;
@@ -63,16 +64,23 @@ function deliveriesByRun(target: WebhookTarget, sentIds: ReadonlySet<string>): M
   return deliveries;
 }
 
+/** A final status Port accepted: a status PATCH, or a run-log line carrying `terminationStatus`. */
+function acceptedStatus(call: RecordedCall): { status: string; summary: string | undefined } | undefined {
+  if (call.status === undefined || call.status >= 400 || !isRecord(call.body)) return undefined;
+  const status = call.route === STATUS_PATCH_ROUTE ? call.body.status : call.route === RUN_LOG_ROUTE ? call.body.terminationStatus : undefined;
+  if (typeof status !== 'string') return undefined;
+  const { summary } = call.body;
+  return { status, summary: typeof summary === 'string' ? summary : undefined };
+}
+
 function statusesByRun(port: PortStandIn, sentIds: ReadonlySet<string>): Map<string, ReportedStatus> {
   const statuses = new Map<string, ReportedStatus>();
   // One pass over the calls; the per-run helpers of the stand-in would scan them once per run.
-  for (const call of port.callsTo(STATUS_PATCH_ROUTE)) {
+  for (const call of port.calls) {
     const runId = call.params.runId;
-    if (runId === undefined || !sentIds.has(runId) || call.status === undefined || call.status >= 400) continue;
-    const status = isRecord(call.body) ? call.body.status : undefined;
-    const summary = isRecord(call.body) ? call.body.summary : undefined;
-    if (typeof status !== 'string') continue;
-    statuses.set(runId, { status, summary: typeof summary === 'string' ? summary : undefined });
+    if (runId === undefined || !sentIds.has(runId)) continue;
+    const accepted = acceptedStatus(call);
+    if (accepted !== undefined) statuses.set(runId, accepted);
   }
   return statuses;
 }

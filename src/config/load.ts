@@ -7,7 +7,7 @@ import { invalidTargetEntries } from '../delivery/target-policy.js';
 import { ConfigError } from '../errors.js';
 import { AGENT_FORMATS } from './formats.js';
 import { CHOICE_FORMATS, CONFIG_SCHEMA } from './schema.js';
-import type { MAPPING_DIALECTS, RawConfig } from './schema.js';
+import type { MAPPING_DIALECTS, RawConfig, RUN_LOGS_MODES } from './schema.js';
 
 export type Environment = Readonly<Record<string, string | undefined>>;
 
@@ -34,6 +34,11 @@ export interface Config {
   maxMessageBytes: number;
   network: NetworkConfig;
   maxInFlight: number;
+  /** AGENT_MAX_PENDING_REPORTS: runs waiting for Port to accept their reports before fetching pauses. */
+  maxPendingReports: number;
+  /** PORT_API_MAX_CALLS_PER_SECOND; 0: Port's headers alone pace the calls. */
+  portApiMaxCallsPerSecond: number;
+  runLogs: (typeof RUN_LOGS_MODES)[number];
   detailedLogging: boolean;
   logLevel: RawConfig['logLevel'];
   shutdownGraceMs: number;
@@ -215,6 +220,9 @@ export function loadConfig(env: Environment): Config {
     maxMessageBytes: raw.maxMessageBytes,
     network: networkConfig(raw.network),
     maxInFlight: raw.maxInFlight,
+    maxPendingReports: raw.maxPendingReports,
+    portApiMaxCallsPerSecond: raw.portApiMaxCallsPerSecond,
+    runLogs: raw.runLogs,
     detailedLogging: raw.detailedLogging,
     logLevel: raw.logLevel,
     shutdownGraceMs: Math.round(raw.shutdownGraceSeconds * 1000),

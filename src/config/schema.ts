@@ -12,6 +12,7 @@ export const AUTHENTICATION_MECHANISMS = ['NONE', 'PLAIN', 'SCRAM-SHA-256', 'SCR
 export const OFFSET_RESETS = ['earliest', 'latest'] as const;
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export const MAPPING_DIALECTS = ['jsonata', 'jq'] as const;
+export const RUN_LOGS_MODES = ['all', 'minimal', 'none'] as const;
 /** `auto` (or empty, or unset): the mapping file's own dialect is detected at start. */
 export const MAPPING_DIALECT_SETTINGS = ['auto', ...MAPPING_DIALECTS] as const;
 
@@ -27,6 +28,7 @@ const offsetResetFormat = choiceFormat('offset-reset', OFFSET_RESETS, {
 });
 // Python's level names, as the official agent takes them.
 const dialectFormat = choiceFormat('mapping-dialect', MAPPING_DIALECT_SETTINGS, { '': 'auto' });
+const runLogsFormat = choiceFormat('run-logs', RUN_LOGS_MODES);
 const logLevelFormat = choiceFormat('log-level', LOG_LEVELS, { warning: 'warn', critical: 'fatal', notset: 'trace' });
 
 /** The choice formats the schema names; registered with convict beside AGENT_FORMATS. */
@@ -37,6 +39,7 @@ export const CHOICE_FORMATS = [
   offsetResetFormat,
   logLevelFormat,
   dialectFormat,
+  runLogsFormat,
 ];
 
 export interface RawConfig {
@@ -69,6 +72,9 @@ export interface RawConfig {
     requestsCaBundle: string;
   };
   maxInFlight: number;
+  maxPendingReports: number;
+  portApiMaxCallsPerSecond: number;
+  runLogs: (typeof RUN_LOGS_MODES)[number];
   detailedLogging: boolean;
   logLevel: (typeof LOG_LEVELS)[number];
   shutdownGraceSeconds: number;
@@ -214,6 +220,24 @@ export const CONFIG_SCHEMA: Schema<RawConfig> = {
     format: 'positive-integer',
     default: 100,
     env: 'AGENT_MAX_IN_FLIGHT',
+  },
+  maxPendingReports: {
+    doc: 'Runs whose reports Port has not accepted yet; at the limit the agent stops fetching new runs until Port catches up',
+    format: 'positive-integer',
+    default: 1000,
+    env: 'AGENT_MAX_PENDING_REPORTS',
+  },
+  portApiMaxCallsPerSecond: {
+    doc: "The agent's share of Port's API budget, in calls a second; 0 lets Port's x-ratelimit headers decide alone",
+    format: 'non-negative-number',
+    default: 0,
+    env: 'PORT_API_MAX_CALLS_PER_SECOND',
+  },
+  runLogs: {
+    doc: 'Run-log lines written to Port: all (the official texts), minimal (one line per run), none',
+    format: runLogsFormat.name,
+    default: 'all',
+    env: 'AGENT_RUN_LOGS',
   },
   detailedLogging: { doc: 'Bodies and response texts in logs and run logs', format: 'agent-boolean', default: true, env: 'DETAILED_LOGGING' },
   logLevel: {

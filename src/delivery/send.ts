@@ -12,8 +12,8 @@ import type { RequestSpec } from '../mapping/types.js';
 import type { Semaphore } from '../concurrency/semaphore.js';
 import type { HostGuard } from './host-guard.js';
 import type { TargetPolicy } from './target-policy.js';
-import { isRetryableStatus, retryAfterMs, withRetries } from './retry-policy.js';
-import type { AttemptOutcome, RetryNotice, RetryPolicy } from './retry-policy.js';
+import { isRetryableStatus, retryAfterMs, withRetries } from '../retry/retry-policy.js';
+import type { AttemptOutcome, RetryNotice, RetryPolicy } from '../retry/retry-policy.js';
 import { signatureHeaders } from './sign.js';
 
 export interface DeliveryResponse {

@@ -17,6 +17,10 @@ export interface MetricSources {
   /** Requests to internal services on the wire now. */
   requestsInFlight(): number;
   consumerLag(): readonly PartitionLag[];
+  /** Runs whose reports Port has not all accepted yet. */
+  runsAwaitingReports(): number;
+  /** Port calls waiting for their turn in Port's API budget. */
+  portCallsWaiting(): number;
 }
 
 export interface AgentMetrics {
@@ -27,6 +31,16 @@ export interface AgentMetrics {
   /** One HTTP call to the Port API (each retry is a call); `status` undefined when it got no answer. */
   portCall(route: string, status: number | undefined): void;
   tokenRequested(): void;
+  /** The `x-ratelimit-remaining` Port announced last. */
+  budgetRemaining(remaining: number): void;
+  /** Time one Port call waited for its turn in the budget. */
+  budgetWaited(seconds: number): void;
+  /** A Port call answered 429. */
+  rateLimited(route: string): void;
+  /** Informational run-log lines folded into a run's final line while the budget was short. */
+  linesFolded(lines: number): void;
+  /** A report given up: refused by Port for good, or failing past its retries. */
+  reportDropped(route: string, status: number | undefined): void;
   /** Gives the scrape-time values; until then those gauges read 0. */
   observe(sources: MetricSources): void;
   /** The Prometheus text exposition. */
@@ -55,7 +69,7 @@ export function createAgentMetrics(build: BuildInfo): AgentMetrics {
   for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
     registry.removeSingleMetric(`${METRIC_PREFIX}${name}`);
   }
-  let sources: MetricSources = { messagesInHand: () => 0, requestsInFlight: () => 0, consumerLag: () => [] };
+  let sources: MetricSources = { messagesInHand: () => 0, requestsInFlight: () => 0, consumerLag: () => [], runsAwaitingReports: () => 0, portCallsWaiting: () => 0 };
 
   new Gauge({
     name: `${METRIC_PREFIX}build_info`,
@@ -105,9 +119,52 @@ export function createAgentMetrics(build: BuildInfo): AgentMetrics {
     help: 'Access tokens requested from the Port API (the first one and every refresh)',
     registers: [registry],
   });
+  const budgetRemaining = new Gauge({
+    name: `${METRIC_PREFIX}port_api_budget_remaining`,
+    help: "Calls left in Port's API budget for the current window, as Port last announced (x-ratelimit-remaining)",
+    registers: [registry],
+  });
+  const budgetWait = new Counter({
+    name: `${METRIC_PREFIX}port_api_budget_wait_seconds_total`,
+    help: "Time Port calls spent waiting for their turn in Port's API budget, summed over calls",
+    registers: [registry],
+  });
+  const rateLimited = new Counter({
+    name: `${METRIC_PREFIX}port_api_rate_limited_total`,
+    help: 'Port API calls answered 429 (rate limited), by route; each waits for the budget and goes again',
+    labelNames: ['route'],
+    registers: [registry],
+  });
+  const linesFolded = new Counter({
+    name: `${METRIC_PREFIX}run_log_lines_folded_total`,
+    help: "Informational run-log lines folded into their run's final line because Port's API budget was short",
+    registers: [registry],
+  });
+  const reportsDropped = new Counter({
+    name: `${METRIC_PREFIX}port_reports_dropped_total`,
+    help: 'Reports given up: refused by Port for good (404, 413, 422…) or failing past their retries, by route and status',
+    labelNames: ['route', 'status'],
+    registers: [registry],
+  });
+  new Gauge({
+    name: `${METRIC_PREFIX}runs_awaiting_reports`,
+    help: 'Runs whose reports Port has not all accepted yet (bounded by AGENT_MAX_PENDING_REPORTS)',
+    registers: [registry],
+    collect() {
+      this.set(sources.runsAwaitingReports());
+    },
+  });
+  new Gauge({
+    name: `${METRIC_PREFIX}port_api_calls_waiting`,
+    help: "Port API calls waiting for their turn in Port's API budget",
+    registers: [registry],
+    collect() {
+      this.set(sources.portCallsWaiting());
+    },
+  });
   new Gauge({
     name: `${METRIC_PREFIX}messages_in_hand`,
-    help: 'Messages being handled now (bounded by twice AGENT_MAX_IN_FLIGHT)',
+    help: 'Messages being handled now, their reports included (bounded by twice AGENT_MAX_IN_FLIGHT plus AGENT_MAX_PENDING_REPORTS)',
     registers: [registry],
     collect() {
       this.set(sources.messagesInHand());
@@ -145,6 +202,11 @@ export function createAgentMetrics(build: BuildInfo): AgentMetrics {
       if (status === undefined || status >= 400) portErrors.inc({ route });
     },
     tokenRequested: () => tokenRequests.inc(),
+    budgetRemaining: (remaining) => budgetRemaining.set(remaining),
+    budgetWaited: (seconds) => budgetWait.inc(seconds),
+    rateLimited: (route) => rateLimited.inc({ route }),
+    linesFolded: (lines) => linesFolded.inc(lines),
+    reportDropped: (route, status) => reportsDropped.inc({ route, status: status === undefined ? 'none' : String(status) }),
     observe(given) {
       sources = given;
     },

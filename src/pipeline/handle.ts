@@ -15,9 +15,9 @@ import type { InvocationKind, InvocationMethod, Message, TopicRole } from '../me
 import { parseRawJson, toPlainValue } from '../message/raw-json.js';
 import type { JsonNode } from '../message/raw-json.js';
 import { verifyIncomingSignature } from '../message/signature.js';
-import type { Reporter, RunRef } from '../reporting/reporter.js';
+import type { Reporter, RunRef, RunReports } from '../reporting/reporter.js';
 import { displayUrl, failureSummary } from '../reporting/summary.js';
-import type { HandleOutcome, SourceMessage } from '../sources/types.js';
+import type { HandleOutcome, MessageHandler, SourceMessage } from '../sources/types.js';
 
 export interface HandlerDeps {
   mapper: Mapper;
@@ -52,29 +52,44 @@ function messageTraceparent(message: unknown): string | undefined {
   return typeof value === 'string' ? value : undefined;
 }
 
+/** The run a message was trusted to be, and its report queue once opened. */
+interface Accepted {
+  run?: RunRef | undefined;
+  reports?: RunReports;
+}
+
 function runRefFor(kind: InvocationKind, runId: string | undefined, synchronized: boolean): RunRef | undefined {
   if (kind === 'changelog' || runId === undefined) return undefined;
   return { kind, runId, synchronized };
 }
 
-export function createMessageHandler(deps: HandlerDeps): (message: SourceMessage) => Promise<HandleOutcome> {
+export function createMessageHandler(deps: HandlerDeps): MessageHandler {
   const { mapper, deliverer, reporter, secret } = deps;
   const now = deps.now ?? Date.now;
 
+  /** The final report of a failed run, in the run's report queue (opened here if need be). */
+  function reportFailure(accepted: Accepted, run: RunRef, summary: string, logger: Logger): void {
+    accepted.reports ??= reporter.open(run, logger);
+    accepted.reports.failed(summary);
+  }
+
   /** A message we cannot read: log with its location, and report FAILURE when a run id is visible. */
-  async function unreadable(error: MessageError, role: TopicRole, logger: Logger): Promise<HandleOutcome> {
+  function unreadable(error: MessageError, role: TopicRole, logger: Logger, accepted: Accepted): HandleOutcome {
     const runId = error.runId;
     logger.warn({ runId, err: error.message }, 'message dropped: it cannot be read');
     if (role === 'runs' && runId !== undefined) {
       const run: RunRef = { kind: runId.startsWith('wfnr_') ? 'node-run' : 'action-run', runId, synchronized: false };
-      await reporter.failed(run, failureSummary(error), logger);
+      reportFailure(accepted, run, failureSummary(error), logger);
       return 'failed';
     }
     return 'dropped';
   }
 
-  /** `accepted` receives the run once it is trusted, so an unexpected failure can still be reported. */
-  async function process(message: SourceMessage, logger: Logger, accepted: { run?: RunRef }): Promise<HandleOutcome> {
+  /**
+   * `accepted` receives the run once it is trusted, and its reports once opened, so an unexpected
+   * failure can still be reported.
+   */
+  async function process(message: SourceMessage, logger: Logger, accepted: Accepted): Promise<HandleOutcome> {
     if (message.value === null || message.value.length === 0) {
       logger.warn('message dropped: it has no value');
       return 'dropped';
@@ -85,21 +100,21 @@ export function createMessageHandler(deps: HandlerDeps): (message: SourceMessage
       const tooLarge = new MessageError(`the message is ${message.value.length} bytes, larger than AGENT_MAX_MESSAGE_BYTES (${deps.maxMessageBytes})`, {
         runId: recoverRunId(message.value.toString('utf8')),
       });
-      return unreadable(tooLarge, message.role, logger);
+      return unreadable(tooLarge, message.role, logger, accepted);
     }
     let root: JsonNode;
     try {
       root = parseRawJson(message.value);
     } catch (error) {
       const text = message.value.toString('utf8');
-      return unreadable(new MessageError(`not valid JSON: ${describeError(error)}`, { runId: recoverRunId(text), cause: error }), message.role, logger);
+      return unreadable(new MessageError(`not valid JSON: ${describeError(error)}`, { runId: recoverRunId(text), cause: error }), message.role, logger, accepted);
     }
     const plain = toPlainValue(root);
     let classification;
     try {
       classification = classify(plain, message.role);
     } catch (error) {
-      if (error instanceof MessageError) return unreadable(error, message.role, logger);
+      if (error instanceof MessageError) return unreadable(error, message.role, logger, accepted);
       throw error;
     }
     if (classification.kind === 'not-for-agent') {
@@ -120,7 +135,7 @@ export function createMessageHandler(deps: HandlerDeps): (message: SourceMessage
         runLogger.warn({ reason: verdict.reason }, 'message dropped: invalid signature');
         // The run id cannot be trusted, but Port waits on a node run; the reference fails it too.
         if (invocationKind === 'node-run' && runId !== undefined) {
-          await reporter.failed({ kind: 'node-run', runId, synchronized: false }, 'The agent rejected the message: its signature is invalid.', runLogger);
+          reportFailure(accepted, { kind: 'node-run', runId, synchronized: false }, 'The agent rejected the message: its signature is invalid.', runLogger);
         }
         return 'dropped';
       }
@@ -136,7 +151,7 @@ export function createMessageHandler(deps: HandlerDeps): (message: SourceMessage
     try {
       invocationMethod = readInvocationMethod(rawInvocationMethod, message.role, runId);
     } catch (error) {
-      if (error instanceof MessageError) return unreadable(error, message.role, runLogger);
+      if (error instanceof MessageError) return unreadable(error, message.role, runLogger, accepted);
       throw error;
     }
     const run = runRefFor(invocationKind, runId, invocationMethod.synchronized);
@@ -144,7 +159,7 @@ export function createMessageHandler(deps: HandlerDeps): (message: SourceMessage
     const body = withoutSignatureHeaders(plain as Message, invocationMethod.type);
     // Stable across attempts and redeliveries; change-log events have no run id, their place does.
     const idempotencyKey = runId !== undefined && invocationKind !== 'changelog' ? runId : `${message.topic}-${message.partition}-${message.offset}`;
-    return deliverInvocation(body, invocationKind, invocationMethod, run, { idempotencyKey, traceparent: trace.traceparent }, runLogger);
+    return deliverInvocation(body, invocationKind, invocationMethod, accepted, { idempotencyKey, traceparent: trace.traceparent }, runLogger);
   }
 
   function decryptForMapping(message: Message, paths: readonly string[], logger: Logger, onDecrypted: (plaintext: string) => void): Message {
@@ -161,10 +176,11 @@ export function createMessageHandler(deps: HandlerDeps): (message: SourceMessage
     body: Message,
     kind: InvocationKind,
     invocationMethod: InvocationMethod,
-    run: RunRef | undefined,
+    accepted: Accepted,
     sent: { idempotencyKey: string; traceparent: string },
     logger: Logger,
   ): Promise<HandleOutcome> {
+    const { run } = accepted;
     // SPEC §9: decrypted values never reach a log line or a summary, though an expression's error
     // may quote one and a URL rendered from one shows it.
     const decrypted: string[] = [];
@@ -174,7 +190,7 @@ export function createMessageHandler(deps: HandlerDeps): (message: SourceMessage
       if (mapping === undefined) {
         if (run?.kind === 'node-run' && !deps.skipUnmatchedNodeRuns) {
           logger.warn('node run failed: no payload mapping matches it');
-          await reporter.failed(run, 'The agent found no payload mapping for this workflow node run.', logger);
+          reportFailure(accepted, run, 'The agent found no payload mapping for this workflow node run.', logger);
           return 'failed';
         }
         // SPEC §5: silence, so several agents can split runs between them with `enabled` filters.
@@ -182,10 +198,11 @@ export function createMessageHandler(deps: HandlerDeps): (message: SourceMessage
         return 'skipped';
       }
 
-      if (run) {
-        await reporter.received(run, logger);
-        await reporter.preparing(run, logger);
-      }
+      // Reports are queued, never awaited here: no Port round trip stands before the request.
+      const reports = run ? reporter.open(run, logger) : undefined;
+      accepted.reports = reports;
+      reports?.received();
+      reports?.preparing();
       // SPEC §5: chosen on the message as received, then decrypted, then rendered.
       const rendered = decryptForMapping(body, mapping.fieldsToDecryptPaths, logger, (plaintext) => decrypted.push(plaintext));
       const request = await mapper.renderRequest(mapping, rendered, {
@@ -194,18 +211,19 @@ export function createMessageHandler(deps: HandlerDeps): (message: SourceMessage
         body: rendered,
         headers: invocationMethod.headers,
       });
-      const requestLogger = logger.child({ url: hide(displayUrl(request.url)), method: request.method });
-      if (run) await reporter.sending(run, requestLogger);
+      const shownUrl = hide(displayUrl(request.url));
+      const requestLogger = logger.child({ url: shownUrl, method: request.method });
+      reports?.sending({ method: request.method, url: shownUrl });
       const result = await deliverer.deliver(request, {
         logger: requestLogger,
         ...sent,
-        onRetry: run ? (notice) => reporter.retrying(run, notice, requestLogger) : undefined,
+        onRetry: reports ? (notice) => reports.retrying(notice) : undefined,
       });
 
       if (result.kind === 'failure') {
         const summary = hide(failureSummary(result.error));
         requestLogger.error({ attempt: result.attempts, durationMs: result.durationMs, err: hide(result.error.message) }, 'run failed: the request could not be delivered');
-        if (run) await reporter.failed(run, summary, requestLogger);
+        reports?.failed(summary);
         return 'failed';
       }
 
@@ -214,34 +232,37 @@ export function createMessageHandler(deps: HandlerDeps): (message: SourceMessage
       const fields = { status: response.status, attempt: result.attempts, durationMs: result.durationMs };
       if (succeeded) requestLogger.info(fields, 'request delivered');
       else requestLogger.error(fields, 'run failed: the service answered with an error status');
-      if (run) {
+      if (reports) {
         const overrides = await mapper.renderReport(mapping, {
           body: rendered,
           request,
           response: { statusCode: response.status, headers: response.headers, text: response.text, json: response.json ?? null },
         });
-        await reporter.responded(run, response, overrides, requestLogger);
+        reports.responded(response, overrides);
       }
       return succeeded ? 'delivered' : 'failed';
     } catch (error) {
       if (!(error instanceof MappingError)) throw error;
       logger.error({ mappingIndex: error.mappingIndex, field: error.field, err: hide(error.message) }, 'run failed: the payload mapping failed');
-      if (run) await reporter.failed(run, hide(failureSummary(error)), logger);
+      if (run) reportFailure(accepted, run, hide(failureSummary(error)), logger);
       return 'failed';
     }
   }
 
   return async (message) => {
     const logger = deps.logger.child({ topic: message.topic, partition: message.partition, offset: message.offset });
-    const accepted: { run?: RunRef } = {};
+    const accepted: Accepted = {};
+    let outcome: HandleOutcome;
     try {
-      return await process(message, logger, accepted);
+      outcome = await process(message, logger, accepted);
     } catch (error) {
       // A defect in the agent: log everything, never block the partition on it, and never leave
       // an accepted run in progress (SPEC §7).
       logger.error({ runId: accepted.run?.runId, err: describeError(error), stack: error instanceof Error ? error.stack : undefined }, 'message handling failed unexpectedly');
-      if (accepted.run) await reporter.failed(accepted.run, failureSummary(error), logger);
-      return 'failed';
+      if (accepted.run) reportFailure(accepted, accepted.run, failureSummary(error), logger);
+      outcome = 'failed';
     }
+    // The message may be committed once Port has the run's final report (or refused it for good).
+    return { outcome, reported: accepted.reports?.settled() ?? Promise.resolve() };
   };
 }

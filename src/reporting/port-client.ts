@@ -1,26 +1,42 @@
 /**
- * Calls to the Port API with one cached access token (SPEC §7): fetched once, reused until shortly
- * before it expires, fetched again when a call answers 401. Every call resolves to a value; the
- * caller decides what a failure means for its run. No token or secret ever reaches a log line.
+ * Calls to the Port API with one cached access token: fetched once, reused until shortly before
+ * it expires, fetched again when a call answers 401. Every call waits for its turn in Port's API
+ * budget (port-budget.ts); a 429 is never a failure, only a wait. Every call resolves to a value;
+ * the caller decides what a failure means for its run. No token or secret ever reaches a log line.
  */
 import { ReportError, describeError } from '../errors.js';
-import { isRetryableStatus, PORT_API_RETRY_POLICY, retryAfterMs, withRetries } from '../delivery/retry-policy.js';
-import type { AttemptOutcome, RetryPolicy } from '../delivery/retry-policy.js';
+import { isRetryableStatus, PORT_API_RETRY_POLICY, retryAfterMs, withRetries } from '../retry/retry-policy.js';
+import type { AttemptOutcome, RetryPolicy } from '../retry/retry-policy.js';
 import { parseJsonBody } from '../http-client.js';
 import type { HttpTransport } from '../http-client.js';
 import type { AgentMetrics } from '../health/metrics.js';
 import type { Logger } from '../log.js';
+import type { CallPriority, PortBudget } from './port-budget.js';
 
 export type PortCallResult =
   | { ok: true; status: number; data: unknown }
-  | { ok: false; status: number | undefined; text: string; error: ReportError; retryAfterMs?: number | undefined };
+  | {
+      ok: false;
+      status: number | undefined;
+      text: string;
+      error: ReportError;
+      /** Port refused the call for good (4xx other than 401, 408 and 429): trying again cannot help. */
+      isPermanent: boolean;
+    };
 
 export interface PortCallOptions {
   /**
    * Replaces the client's retry policy for this call, e.g. a single attempt for a call whose
-   * caller backs off on its own (SPEC §8: polling claims).
+   * caller backs off on its own (polling claims).
    */
   retryPolicy?: RetryPolicy;
+  /** Its place in the queue when Port's budget makes calls wait; `control` when not given. */
+  priority?: CallPriority;
+  /**
+   * A report that must not be lost: while Port does not answer (network error, 502, 503, 504) the
+   * call is retried until it does, however long; other failures follow the retry policy.
+   */
+  untilAnswered?: boolean;
 }
 
 export interface PortClient {
@@ -38,9 +54,11 @@ export interface PortClientDeps {
   clientId: string;
   clientSecret: string;
   logger: Logger;
+  /** Every call waits here for its turn. */
+  budget: PortBudget;
   /** Timeout of one Port API call. */
   timeoutMs?: number;
-  /** SPEC §7: calls are retried on 429, 5xx and network errors. */
+  /** Calls are retried on 5xx and network errors (a 429 only waits for the budget). */
   retryPolicy?: RetryPolicy;
   /** Counts every HTTP call by route and status, and every token request. */
   metrics?: Pick<AgentMetrics, 'portCall' | 'tokenRequested'>;
@@ -51,10 +69,20 @@ const TOKEN_ROUTE = 'POST /v1/auth/access_token';
 const DEFAULT_TIMEOUT_MS = 15_000;
 /** Refresh this long before expiry so a token never expires in flight. */
 const TOKEN_REFRESH_MARGIN_MS = 60_000;
+/** Port refuses request bodies over 1 MiB (413); such a call is not even sent. */
+export const PORT_MAX_BODY_BYTES = 1_048_576;
+/** `untilAnswered`: backoff between attempts while Port does not answer, up to 30 s. */
+const UNTIL_ANSWERED_POLICY: RetryPolicy = { retries: Infinity, minTimeoutMs: 500, maxTimeoutMs: 30_000, maxRetryTimeMs: Infinity };
 
 interface CachedToken {
   value: string;
   refreshAtMs: number;
+}
+
+interface SentCall {
+  result: PortCallResult;
+  headers: Record<string, string>;
+  retryAfterMs: number | undefined;
 }
 
 function tokenFrom(data: unknown): { accessToken: string; expiresInSeconds: number } | undefined {
@@ -62,6 +90,15 @@ function tokenFrom(data: unknown): { accessToken: string; expiresInSeconds: numb
   const { accessToken, expiresIn } = data as Record<string, unknown>;
   if (typeof accessToken !== 'string' || accessToken === '') return undefined;
   return { accessToken, expiresInSeconds: typeof expiresIn === 'number' && expiresIn > 0 ? expiresIn : 3600 };
+}
+
+/** No answer, or a gateway saying Port is not there: an outage, which passes. */
+function isOutage(status: number | undefined): boolean {
+  return status === undefined || status === 502 || status === 503 || status === 504;
+}
+
+function isPermanentRefusal(status: number | undefined): boolean {
+  return status !== undefined && status >= 400 && status < 500 && status !== 401 && status !== 408 && status !== 429;
 }
 
 export function createPortClient(deps: PortClientDeps): PortClient {
@@ -72,48 +109,71 @@ export function createPortClient(deps: PortClientDeps): PortClient {
   let pendingToken: Promise<CachedToken> | undefined;
   let tokenRequestCount = 0;
   let hasAnswered = false;
+  /** Since when Port calls fail without an answer worth having: one warn line per outage, not one per call. */
+  let failingSinceMs: number | undefined;
 
-  async function send(method: string, path: string, route: string, body: unknown, headers: Record<string, string>): Promise<PortCallResult> {
+  function noteHealth(route: string, status: number | undefined, error: string): void {
+    if (status === undefined || status >= 500) {
+      if (failingSinceMs !== undefined) return;
+      failingSinceMs = now();
+      deps.logger.warn({ route, status, err: error }, 'Port API calls are failing; they are retried and reports wait');
+    } else if (failingSinceMs !== undefined) {
+      deps.logger.info({ route, status, failedForSeconds: Math.round((now() - failingSinceMs) / 1000) }, 'Port API answers again');
+      failingSinceMs = undefined;
+    }
+  }
+
+  async function sendOnce(method: string, route: string, path: string, json: string | undefined, headers: Record<string, string>): Promise<SentCall> {
     try {
-      const response = await deps.http.send({
-        method,
-        path,
-        headers: { 'content-type': 'application/json', ...headers },
-        body: body === undefined ? undefined : JSON.stringify(body),
-        timeoutMs,
-      });
+      const response = await deps.http.send({ method, path, headers: { 'content-type': 'application/json', ...headers }, body: json, timeoutMs });
       hasAnswered = true;
       deps.metrics?.portCall(route, response.status);
       const { text } = response;
-      if (response.status >= 200 && response.status < 300) return { ok: true, status: response.status, data: parseJsonBody(text) };
-      return {
-        ok: false,
+      const retryAfter = retryAfterMs(response.headers['retry-after']);
+      noteHealth(route, response.status, `answered ${response.status}`);
+      if (response.status >= 200 && response.status < 300) {
+        return { result: { ok: true, status: response.status, data: parseJsonBody(text) }, headers: response.headers, retryAfterMs: retryAfter };
+      }
+      const error = new ReportError(`Port API ${route} answered ${response.status}`, {
+        route,
         status: response.status,
-        text,
-        retryAfterMs: retryAfterMs(response.headers['retry-after']),
-        error: new ReportError(`Port API ${route} answered ${response.status}`, {
-          route,
-          status: response.status,
-          responseText: text,
-          retriable: response.status === 429 || response.status >= 500,
-        }),
+        responseText: text,
+        retriable: !isPermanentRefusal(response.status),
+      });
+      return {
+        result: { ok: false, status: response.status, text, error, isPermanent: isPermanentRefusal(response.status) },
+        headers: response.headers,
+        retryAfterMs: retryAfter,
       };
     } catch (error) {
       deps.metrics?.portCall(route, undefined);
       const message = describeError(error);
-      return {
-        ok: false,
-        status: undefined,
-        text: message,
-        error: new ReportError(`Port API ${route} could not be reached: ${message}`, { route, retriable: true, cause: error }),
-      };
+      noteHealth(route, undefined, message);
+      const reportError = new ReportError(`Port API ${route} could not be reached: ${message}`, { route, retriable: true, cause: error });
+      return { result: { ok: false, status: undefined, text: message, error: reportError, isPermanent: false }, headers: {}, retryAfterMs: undefined };
+    }
+  }
+
+  /** One call through the budget; a 429 waits for the budget and goes again, as often as Port says. */
+  async function send(method: string, path: string, route: string, body: unknown, headers: Record<string, string>, priority: CallPriority): Promise<PortCallResult> {
+    const json = body === undefined ? undefined : JSON.stringify(body);
+    const bytes = json === undefined ? 0 : Buffer.byteLength(json);
+    if (bytes > PORT_MAX_BODY_BYTES) {
+      const text = `the request body is ${bytes} bytes, over Port's limit of ${PORT_MAX_BODY_BYTES}; not sent`;
+      return { ok: false, status: 413, text, isPermanent: true, error: new ReportError(`Port API ${route}: ${text}`, { route, status: 413, retriable: false }) };
+    }
+    for (;;) {
+      const done = await deps.budget.acquire(priority);
+      const sent = await sendOnce(method, route, path, json, headers);
+      done({ status: sent.result.status, headers: sent.headers, retryAfterMs: sent.retryAfterMs }, route);
+      if (sent.result.status !== 429) return sent.result;
     }
   }
 
   async function fetchToken(): Promise<CachedToken> {
     tokenRequestCount += 1;
     deps.metrics?.tokenRequested();
-    const result = await send('POST', '/v1/auth/access_token', TOKEN_ROUTE, { clientId: deps.clientId, clientSecret: deps.clientSecret }, {});
+    const result = await send('POST', '/v1/auth/access_token', TOKEN_ROUTE, { clientId: deps.clientId, clientSecret: deps.clientSecret }, {}, 'control');
     if (!result.ok) throw result.error;
     const parsed = tokenFrom(result.data);
     if (!parsed) throw new ReportError('Port API returned no access token', { route: TOKEN_ROUTE, status: result.status, retriable: true });
@@ -135,17 +195,28 @@ export function createPortClient(deps: PortClientDeps): PortClient {
 
   return {
     async call(method, path, route, body, headers = {}, options = {}) {
+      const priority = options.priority ?? 'control';
+      const policy = options.retryPolicy ?? retryPolicy;
       let hasRefreshedToken = false;
+      // `untilAnswered` retries outages without end; any other failure still has the policy's budget.
+      let otherFailures = 0;
+      const startedAtMs = now();
+      const withinPolicy = (): boolean => {
+        otherFailures += 1;
+        return otherFailures <= policy.retries && now() - startedAtMs < policy.maxRetryTimeMs;
+      };
       const attempt = async (): Promise<AttemptOutcome<PortCallResult>> => {
         let used: CachedToken;
         try {
           used = await currentToken();
         } catch (error) {
           const reportError = error instanceof ReportError ? error : new ReportError(describeError(error), { route: TOKEN_ROUTE, retriable: true, cause: error });
-          const value: PortCallResult = { ok: false, status: reportError.status, text: reportError.message, error: reportError };
-          return reportError.retriable ? { kind: 'retryable', value, reason: reportError.message } : { kind: 'done', value };
+          const value: PortCallResult = { ok: false, status: reportError.status, text: reportError.message, error: reportError, isPermanent: !reportError.retriable };
+          if (!reportError.retriable) return { kind: 'done', value };
+          if (options.untilAnswered && !isOutage(reportError.status) && !withinPolicy()) return { kind: 'done', value };
+          return { kind: 'retryable', value, reason: reportError.message };
         }
-        const result = await send(method, path, route, body, { ...headers, authorization: `Bearer ${used.value}` });
+        const result = await send(method, path, route, body, { ...headers, authorization: `Bearer ${used.value}` }, priority);
         if (result.ok) return { kind: 'done', value: result };
         if (result.status === 401 && !hasRefreshedToken) {
           // A rejected token (revoked, clock skew): drop it unless another call already replaced it.
@@ -153,13 +224,13 @@ export function createPortClient(deps: PortClientDeps): PortClient {
           if (token === used) token = undefined;
           return { kind: 'retryable', value: result, reason: 'the access token was rejected', retryAfterMs: 0 };
         }
-        if (result.status === undefined || isRetryableStatus(result.status)) {
-          return { kind: 'retryable', value: result, reason: result.error.message, retryAfterMs: result.retryAfterMs };
-        }
-        return { kind: 'done', value: result };
+        const isRetryable = result.status === undefined || isRetryableStatus(result.status);
+        if (!isRetryable) return { kind: 'done', value: result };
+        if (options.untilAnswered && !isOutage(result.status) && !withinPolicy()) return { kind: 'done', value: result };
+        return { kind: 'retryable', value: result, reason: result.error.message };
       };
-      const { value } = await withRetries(attempt, options.retryPolicy ?? retryPolicy, (notice) => {
-        deps.logger.warn({ route, attempt: notice.attemptNumber, retriesLeft: notice.retriesLeft, reason: notice.reason }, 'Port API call failed; retrying');
+      const { value } = await withRetries(attempt, options.untilAnswered ? UNTIL_ANSWERED_POLICY : policy, (notice) => {
+        deps.logger.debug({ route, attempt: notice.attemptNumber, retriesLeft: notice.retriesLeft, reason: notice.reason }, 'Port API call failed; retrying');
       });
       return value;
     },

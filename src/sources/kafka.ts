@@ -7,6 +7,8 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Consumer, EachBatchPayload } from 'kafkajs';
 import { createSemaphore } from '../concurrency/semaphore.js';
+import type { Semaphore } from '../concurrency/semaphore.js';
+import { awaitReports } from './awaiting-reports.js';
 import { settlesWithin } from '../concurrency/settles-within.js';
 import { createOffsetCommitter, createPartitionProgress } from './partition-progress.js';
 import type { OffsetCommitter, PartitionProgress } from './partition-progress.js';
@@ -28,8 +30,10 @@ export interface KafkaSourceDeps {
   /** KAFKA_CONSUMER_AUTO_OFFSET_RESET=earliest: a group without offsets starts at the beginning. */
   fromBeginning: boolean;
   shutdownGraceMs: number;
-  /** Messages handled at once across partitions; fetching pauses at the limit. */
+  /** Messages handled at once across partitions, until delivered; fetching pauses at the limit. */
   maxInHand: number;
+  /** Delivered runs waiting for Port to accept their reports; fetching pauses at the limit too. */
+  awaitingReports: Semaphore;
   logger: Logger;
 }
 
@@ -243,7 +247,10 @@ export function createKafkaSource(deps: KafkaSourceDeps): Source {
         }
         const { offset } = message;
         state.progress.dispatched(offset);
-        const handle = () => onMessage({ topic, partition, offset, role, isSigned: role === 'runs', value: message.value, traceparent: traceparentHeader(message.headers) }).then(() => undefined);
+        const handle = () =>
+          onMessage({ topic, partition, offset, role, isSigned: role === 'runs', value: message.value, traceparent: traceparentHeader(message.headers) })
+            .then((handled) => awaitReports(handled, deps.awaitingReports, release))
+            .then(() => undefined);
         const key = role === 'changelog' && message.key ? message.key.toString('base64') : undefined;
         const handled = key === undefined ? handle() : (state.byKey.get(key) ?? Promise.resolve()).then(handle);
         if (key !== undefined) state.byKey.set(key, handled.catch(() => undefined));

@@ -13,13 +13,15 @@
  */
 import { setTimeout as delay } from 'node:timers/promises';
 import { createSemaphore } from '../concurrency/semaphore.js';
+import type { Semaphore } from '../concurrency/semaphore.js';
 import { settlesWithin } from '../concurrency/settles-within.js';
-import type { RetryPolicy } from '../delivery/retry-policy.js';
+import type { RetryPolicy } from '../retry/retry-policy.js';
 import { describeError } from '../errors.js';
 import { isPlainObject } from '../json-shape.js';
 import type { Logger } from '../log.js';
 import type { PortClient } from '../reporting/port-client.js';
 import type { Reporter, RunRef } from '../reporting/reporter.js';
+import { awaitReports } from './awaiting-reports.js';
 import { nextBackoffMs, withJitterMs } from './polling-backoff.js';
 import type { PollingBackoffSettings } from './polling-backoff.js';
 import { buildRunMessage, claimedRunId } from './polling-message.js';
@@ -36,10 +38,12 @@ export interface PollingSettings extends PollingBackoffSettings {
 export interface PollingSourceDeps {
   port: PortClient;
   /** Reports a run whose processing failed outside the handler's own reports (SPEC §8). */
-  reporter: Pick<Reporter, 'failed'>;
+  reporter: Pick<Reporter, 'open'>;
   settings: PollingSettings;
-  /** Runs handled at once, as on the Kafka path; the loop waits for room at the limit. */
+  /** Runs handled at once until delivered, as on the Kafka path; the loop waits for room at the limit. */
   maxInHand: number;
+  /** Delivered runs waiting for Port to accept their reports; the loop waits at this limit too. */
+  awaitingReports: Semaphore;
   shutdownGraceMs: number;
   logger: Logger;
   /**
@@ -182,13 +186,13 @@ export function createPollingSource(deps: PollingSourceDeps): Source {
 
   async function reportProcessingFailure(api: ClaimApi, runId: string, runLogger: Logger): Promise<void> {
     const run: RunRef = { kind: api.kind, runId, synchronized: false };
-    await deps.reporter.failed(run, PROCESSING_FAILED_SUMMARY, runLogger).catch((error: unknown) => {
-      runLogger.error({ err: describeError(error) }, 'reporting the failed run failed');
-    });
+    const reports = deps.reporter.open(run, runLogger);
+    reports.failed(PROCESSING_FAILED_SUMMARY);
+    await reports.settled();
   }
 
   /** Builds the message and runs the handler; a run that cannot be processed is reported failed. */
-  async function process(api: ClaimApi, runId: string, run: unknown, offset: string, handler: MessageHandler): Promise<void> {
+  async function process(api: ClaimApi, runId: string, run: unknown, offset: string, handler: MessageHandler, releaseInHand: () => void): Promise<void> {
     const runLogger = logger.child({ runId, topic: api.topic, offset });
     try {
       const built = buildRunMessage(api.kind, run, runId);
@@ -198,7 +202,8 @@ export function createPollingSource(deps: PollingSourceDeps): Source {
         return;
       }
       // The handler reports its own failures (a service error, a mapping error…); only a crash is left.
-      await handler({ topic: api.topic, partition: 0, offset, role: 'runs', isSigned: false, value: Buffer.from(JSON.stringify(built.message)), traceparent: undefined });
+      const handled = await handler({ topic: api.topic, partition: 0, offset, role: 'runs', isSigned: false, value: Buffer.from(JSON.stringify(built.message)), traceparent: undefined });
+      await awaitReports(handled, deps.awaitingReports, releaseInHand);
     } catch (error) {
       runLogger.error({ err: describeError(error), stack: error instanceof Error ? error.stack : undefined }, 'run failed: processing it failed unexpectedly');
       await reportProcessingFailure(api, runId, runLogger);
@@ -211,7 +216,7 @@ export function createPollingSource(deps: PollingSourceDeps): Source {
       isWaitingForRoom = false;
     });
     sequence += 1;
-    const task: Promise<void> = process(api, runId, run, String(sequence), handler).finally(() => {
+    const task: Promise<void> = process(api, runId, run, String(sequence), handler, release).finally(() => {
       release();
       inFlight.delete(task);
     });

@@ -18,7 +18,8 @@ export interface SourceMessage {
 }
 
 /**
- * How the handling of one message ended. Every outcome means "handled": the source may commit.
+ * How the handling of one message ended. Every outcome means "handled": the source may commit once
+ * the message's reports are settled.
  * - delivered: the service answered below 400 and the result was reported
  * - failed: the run failed (service error, agent-side failure) and was reported as such
  * - skipped: deliberately not ours (agent: false, no matching mapping)
@@ -26,7 +27,18 @@ export interface SourceMessage {
  */
 export type HandleOutcome = 'delivered' | 'failed' | 'skipped' | 'dropped';
 
-export type MessageHandler = (message: SourceMessage) => Promise<HandleOutcome>;
+/**
+ * A handled message: how it ended, once the internal service has it (or the run failed), and when
+ * Port has heard of it. The source gives the message's place back on the first and commits on the
+ * second, so a crash before Port heard means redelivery, never a lost report. `reported` never
+ * rejects.
+ */
+export interface Handled {
+  outcome: HandleOutcome;
+  reported: Promise<void>;
+}
+
+export type MessageHandler = (message: SourceMessage) => Promise<Handled>;
 
 export interface PartitionLag {
   topic: string;

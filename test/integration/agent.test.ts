@@ -304,7 +304,7 @@ describe('the agent with DETAILED_LOGGING=false and a failing Port API', () => {
 
   it('keeps response texts out of its own logs', () => {
     assert.ok(!JSON.stringify(agent.logs).includes('hunter2'));
-    const warning = agent.logs.find((line) => line.msg === 'Port API call failed');
+    const warning = agent.logs.find((line) => line.msg === 'Port refused a report for good; it is dropped');
     assert.equal(warning?.runId, 'r_quiet');
     assert.equal(warning?.status, 422);
   });

@@ -10,7 +10,8 @@ import { createLogger } from '../../src/log.js';
 import { kafkaSecurity } from '../../src/sources/kafka-client-config.js';
 import { createKafkaConnector } from '../../src/sources/kafka-connector.js';
 import { createKafkaSource } from '../../src/sources/kafka.js';
-import type { SourceMessage } from '../../src/sources/types.js';
+import type { HandleOutcome, Handled, SourceMessage } from '../../src/sources/types.js';
+import { createSemaphore } from '../../src/concurrency/semaphore.js';
 import { startBroker } from '../support/broker.js';
 import type { Broker } from '../support/broker.js';
 import { committedOffsets, disconnectKafkaClients, produce, uniqueName } from '../support/kafka.js';
@@ -39,6 +40,9 @@ describe('Kafka source', () => {
     await broker?.stop();
   });
 
+  /** A handled message whose reports Port already has. */
+  const handled = (outcome: HandleOutcome): Handled => ({ outcome, reported: Promise.resolve() });
+
   /** A source on topics and a group of its own, the runs topic holding `values` on partition 0. */
   async function sourceOnFreshTopics(values: string[]) {
     const topic = uniqueName('runs');
@@ -63,6 +67,7 @@ describe('Kafka source', () => {
       fromBeginning: true,
       shutdownGraceMs: 5000,
       maxInHand: 10,
+      awaitingReports: createSemaphore(10),
       logger,
     });
     return { topic, groupId, source, lines };
@@ -81,7 +86,7 @@ describe('Kafka source', () => {
         hasThrown = true;
         throw new kafkajs.KafkaJSNonRetriableError('simulated non-retriable failure');
       }
-      return Promise.resolve('delivered');
+      return Promise.resolve(handled('delivered'));
     });
     try {
       await waitFor(() => seen.filter((message) => message.role === 'runs').length >= 2, { timeoutMs: 40_000, description: 'the message delivered again' });
@@ -101,13 +106,13 @@ describe('Kafka source', () => {
     const seen: string[] = [];
     let hasRejected = false;
     await source.start(async (message) => {
-      if (message.role !== 'runs') return 'skipped';
+      if (message.role !== 'runs') return handled('skipped');
       seen.push(`${message.offset}:${message.value?.toString()}`);
       if (message.offset === '0' && !hasRejected) {
         hasRejected = true;
         throw new Error('a defect in the handler');
       }
-      return 'delivered';
+      return handled('delivered');
     });
     try {
       await waitFor(() => seen.filter((entry) => entry === '0:first').length >= 2, { timeoutMs: 40_000, description: 'the first message handled again' });

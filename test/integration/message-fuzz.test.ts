@@ -12,7 +12,6 @@ import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { expressionEnvironment } from '../../src/config/load.js';
 import { MessageError } from '../../src/errors.js';
-import { createHttpTransport } from '../../src/http-client.js';
 import { createLogger } from '../../src/log.js';
 import { compileMappings } from '../../src/mapping/compile.js';
 import { createCompiler } from '../../src/mapping/dialects.js';
@@ -25,10 +24,9 @@ import { RawJsonSyntaxError, getMember, parseRawJson, serializePythonCompact, to
 import type { JsonEntry, JsonNode } from '../../src/message/raw-json.js';
 import { SIGNATURE_HEADER, TIMESTAMP_HEADER, canonicalSignedText, computePortSignature, verifyIncomingSignature } from '../../src/message/signature.js';
 import { createMessageHandler } from '../../src/pipeline/handle.js';
-import { createPortClient } from '../../src/reporting/port-client.js';
-import { createReporter } from '../../src/reporting/reporter.js';
 import type { HandleOutcome, SourceMessage } from '../../src/sources/types.js';
 import { testDeliverer } from '../support/deliverer.js';
+import { testReporter, untilReported } from '../support/reporter.js';
 import { startPortStandIn } from '../support/port-stand-in.js';
 import type { PortStandIn } from '../support/port-stand-in.js';
 import { refusedUrl, startWebhookTarget } from '../support/webhook-target.js';
@@ -448,8 +446,7 @@ describe('fuzzing the message stage', () => {
       url: dialect === 'jq' ? '.payload.action.invocationMethod.url' : 'payload.action.invocationMethod.url',
       report: { summary: dialect === 'jq' ? '.response.json.message | tostring' : '$string(response.json.message)', link: dialect === 'jq' ? '.response.json.web_url' : 'response.json.web_url' },
     });
-    const http = createHttpTransport(port.url, { verifyTls: true, userAgent: 'port-agent', maxSocketsPerHost: 32 });
-    const reporter = createReporter({ port: createPortClient({ http, clientId: port.clientId, clientSecret: port.clientSecret, logger }), detailedLogging: true });
+    const reporter = testReporter(port, logger);
     const handlers = (['jsonata', 'jq'] as const).map((dialect) => {
       const compiler = createCompiler(dialect, environment);
       compilers.push(compiler);
@@ -478,7 +475,7 @@ describe('fuzzing the message stage', () => {
           const deadline = new Promise<'hang'>((resolve) => {
             timer = setTimeout(() => resolve('hang'), MESSAGE_DEADLINE_MS);
           });
-          const outcome = await Promise.race([handlers[index % 2]!(source), deadline]).finally(() => clearTimeout(timer));
+          const outcome = await Promise.race([untilReported(handlers[index % 2]!)(source), deadline]).finally(() => clearTimeout(timer));
           assert.ok((OUTCOMES as readonly string[]).includes(outcome), `${replay(index, message)} (${index % 2 === 0 ? 'jsonata' : 'jq'}): outcome ${outcome}`);
           outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
         }),

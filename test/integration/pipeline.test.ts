@@ -7,16 +7,14 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
-import { createHttpTransport } from '../../src/http-client.js';
 import { createLogger } from '../../src/log.js';
 import { compileMappings } from '../../src/mapping/compile.js';
 import { createJsonataCompiler } from '../../src/mapping/expression.js';
 import { createMapper } from '../../src/mapping/render.js';
 import { decryptionKey } from '../../src/message/decrypt.js';
 import { createMessageHandler } from '../../src/pipeline/handle.js';
-import { createPortClient } from '../../src/reporting/port-client.js';
-import { createReporter } from '../../src/reporting/reporter.js';
 import { testDeliverer } from '../support/deliverer.js';
+import { testReporter, untilReported } from '../support/reporter.js';
 import { actionRunMessage, nodeRunMessage, signed } from '../support/messages.js';
 import { startPortStandIn } from '../support/port-stand-in.js';
 import type { PortStandIn } from '../support/port-stand-in.js';
@@ -52,18 +50,17 @@ describe('the pipeline ends every run the mapping cannot serve', () => {
       },
     });
     const logger = createLogger({ level: 'debug', destination });
-    const http = createHttpTransport(port.url, { verifyTls: true, userAgent: 'port-agent', maxSocketsPerHost: 32 });
-    return createMessageHandler({
+    return untilReported(createMessageHandler({
       mapper: createMapper(compileMappings(mappings, createJsonataCompiler({}))),
       deliverer: testDeliverer({ secret: port.clientSecret, timeoutMs: 2000, allowedTargets: options.allowedTargets }),
-      reporter: createReporter({ port: createPortClient({ http, clientId: port.clientId, clientSecret: port.clientSecret, logger }), detailedLogging: true }),
+      reporter: testReporter(port, logger),
       logger,
       secret: port.clientSecret,
       skipUnmatchedNodeRuns: options.skipUnmatchedNodeRuns ?? false,
       decryptionKey: decryptionKey(port.clientSecret),
       maxMessageAgeMs: options.maxMessageAgeMs,
       maxMessageBytes: options.maxMessageBytes ?? 1_048_576,
-    });
+    }));
   }
 
   const onRuns = (message: Record<string, unknown>, offset: string) => ({ topic: 'org.runs', partition: 0, offset, role: 'runs' as const, isSigned: true, value: Buffer.from(signed(message, port.clientSecret)), traceparent: undefined });

@@ -4,10 +4,9 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { createHttpTransport } from '../../src/http-client.js';
 import { createLogger } from '../../src/log.js';
-import { createPortClient } from '../../src/reporting/port-client.js';
 import { startPortStandIn } from '../support/port-stand-in.js';
+import { testPortClient } from '../support/reporter.js';
 import type { PortStandIn } from '../support/port-stand-in.js';
 
 const logger = createLogger({ level: 'silent' });
@@ -25,14 +24,12 @@ describe('Port API client', () => {
   });
 
   function client(clientSecret = port.clientSecret) {
-    return createPortClient({
-      http: createHttpTransport(port.url, { verifyTls: true, userAgent: 'port-agent', maxSocketsPerHost: 32 }),
-      clientId: port.clientId,
+    return testPortClient(port, {
       clientSecret,
       logger,
       now: () => nowMs,
       retryPolicy: { retries: 3, minTimeoutMs: 10, maxTimeoutMs: 50, maxRetryTimeMs: 5000 },
-    });
+    }).client;
   }
 
   const log = (runId: string) => ['POST', `/v1/actions/runs/${runId}/logs`, 'POST /v1/actions/runs/:runId/logs', { message: 'hello' }] as const;

@@ -5,9 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { createHttpTransport } from '../../src/http-client.js';
 import { createLogger } from '../../src/log.js';
-import { createPortClient } from '../../src/reporting/port-client.js';
 import { loadTrustedCas } from '../../src/tls-trust.js';
 import type { AgentProcess } from '../support/agent-process.js';
 import { startAgent } from '../support/agent-process.js';
@@ -19,6 +17,7 @@ import type { ForwardProxy } from '../support/forward-proxy.js';
 import { produce } from '../support/kafka.js';
 import { actionRunMessage, signed } from '../support/messages.js';
 import { startPortStandIn } from '../support/port-stand-in.js';
+import { testPortClient } from '../support/reporter.js';
 import type { PortStandIn } from '../support/port-stand-in.js';
 import { createTestCa } from '../support/test-ca.js';
 import type { TestCa } from '../support/test-ca.js';
@@ -96,12 +95,7 @@ describe('webhook and Port API calls through a forward proxy, with a private CA'
 
   it('calls the Port API through the proxy (undici), token included', async () => {
     const before = proxy.requests.length;
-    const client = createPortClient({
-      http: createHttpTransport(port.url, { verifyTls: true, userAgent: 'port-agent', maxSocketsPerHost: 4, proxy: { ...throughProxy, httpProxy: proxy.url } }),
-      clientId: port.clientId,
-      clientSecret: port.clientSecret,
-      logger: createLogger({ level: 'silent' }),
-    });
+    const { client } = testPortClient(port, { logger: createLogger({ level: 'silent' }), maxSockets: 4, proxy: { ...throughProxy, httpProxy: proxy.url } });
     const result = await client.call('POST', '/v1/actions/runs/r_via_proxy/logs', 'POST /v1/actions/runs/:runId/logs', { message: 'hello' });
     assert.equal(result.ok, true);
     const through = proxy.requests.slice(before).map((entry) => `${entry.method} ${entry.target}`);
@@ -141,7 +135,7 @@ describe('the agent behind a proxy, trusting a private CA', () => {
     const tunnel = new URL(target.url);
     assert.ok(proxy.requests.some((entry) => entry.method === 'CONNECT' && entry.target === `${tunnel.hostname}:${tunnel.port}`), 'the webhook went through CONNECT');
     const portCalls = proxy.requests.filter((entry) => entry.target.startsWith(port.url));
-    assert.ok(portCalls.some((entry) => entry.target === `${port.url}/v1/actions/runs/r_behind_proxy`), 'the status report went through the proxy');
+    assert.ok(portCalls.some((entry) => entry.target === `${port.url}/v1/actions/runs/r_behind_proxy/logs`), 'the run logs and the status riding on the last one went through the proxy');
     assert.equal(portCalls.length, port.calls.length, 'every Port API call went through the proxy');
   });
 

@@ -9,7 +9,7 @@ import { startBroker } from '../support/broker.js';
 import type { Broker } from '../support/broker.js';
 import { committedOffsets, createKafka, disconnectKafkaClients, produce, uniqueName } from '../support/kafka.js';
 import { startPortStandIn } from '../support/port-stand-in.js';
-import type { PortStandIn } from '../support/port-stand-in.js';
+import type { PortStandIn, PortStandInOptions } from '../support/port-stand-in.js';
 import { waitFor } from '../support/wait.js';
 import { refusedUrl, startWebhookTarget } from '../support/webhook-target.js';
 
@@ -238,6 +238,41 @@ describe('Port stand-in', () => {
     );
   });
 
+  it('takes a status from a run log line, as a status patch would', async () => {
+    const accessToken = await token();
+    const runId = uniqueName('r');
+    const log = (body: Record<string, unknown>) => call('POST', `/v1/actions/runs/${runId}/logs`, accessToken, body);
+    assert.equal(port.actionRunStatus(runId), undefined, 'no status before any');
+    assert.equal((await log({ message: 'started' })).status, 201);
+    assert.equal((await call('PATCH', `/v1/actions/runs/${runId}`, accessToken, { link: 'https://ci.internal/1' })).status, 200);
+    assert.equal(port.actionRunStatus(runId), undefined, 'a patch without a status sets none');
+    assert.equal((await log({ message: 'deployed', terminationStatus: 'SUCCESS', statusLabel: 'Deployed' })).status, 201);
+    assert.equal(port.actionRunStatus(runId), 'SUCCESS');
+
+    for (const bad of [{ terminationStatus: 'DONE' }, { terminationStatus: null }, { terminationStatus: 'success' }, { statusLabel: 5 }]) {
+      const refused = await log({ message: 'refused', ...bad });
+      assert.equal(refused.status, 422, JSON.stringify(bad));
+      assert.equal(((await refused.json()) as { error: string }).error, 'invalid_request');
+    }
+    assert.equal((await call('PATCH', `/v1/actions/runs/${runId}`, accessToken, { status: 'FAILURE', summary: 'rolled back' })).status, 200);
+    assert.equal(port.actionRunStatus(runId), 'FAILURE', 'the last status accepted, whichever the route');
+    assert.equal((await log({ message: 'retried', terminationStatus: 'SUCCESS' })).status, 201);
+
+    assert.deepEqual(port.actionRunPatches(runId), [
+      { link: 'https://ci.internal/1' },
+      { status: 'SUCCESS', statusLabel: 'Deployed' },
+      { status: 'FAILURE', summary: 'rolled back' },
+      { status: 'SUCCESS' },
+    ]);
+    assert.equal(port.actionRunStatus(runId), 'SUCCESS');
+    assert.deepEqual(port.actionRunLogs(runId), ['started', 'deployed', 'retried'], 'refused lines are not logs');
+    assert.deepEqual(port.actionRunLogCalls(runId), [
+      { message: 'started' },
+      { message: 'deployed', terminationStatus: 'SUCCESS', statusLabel: 'Deployed' },
+      { message: 'retried', terminationStatus: 'SUCCESS' },
+    ]);
+  });
+
   it('hangs a call until the client gives up', async () => {
     const accessToken = await token();
     port.failNext('PATCH /v1/actions/runs/:runId', 1, { hang: true });
@@ -285,6 +320,241 @@ describe('Port stand-in', () => {
       port.callsTo('POST /v1/workflows/runs/claim-pending').map((recorded) => recorded.hasReservedUsageHeader),
       [false],
     );
+  });
+});
+
+describe('Port stand-in, far away and rationed', () => {
+  const RATE_LIMIT_HEADERS = ['x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset', 'x-ratelimit-period'];
+
+  /** A stand-in of the test's own, closed when the test ends. */
+  async function startPort(options: PortStandInOptions): Promise<PortStandIn> {
+    const started = await startPortStandIn(options);
+    after(() => started.close());
+    return started;
+  }
+
+  const call = (port: PortStandIn, method: string, path: string, accessToken?: string, body?: unknown, signal?: AbortSignal) =>
+    fetch(`${port.url}${path}`, {
+      method,
+      headers: { 'content-type': 'application/json', ...(accessToken === undefined ? {} : { authorization: `Bearer ${accessToken}` }) },
+      ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }),
+      ...(signal === undefined ? {} : { signal }),
+    });
+
+  const requestToken = (port: PortStandIn) =>
+    call(port, 'POST', '/v1/auth/access_token', undefined, { clientId: port.clientId, clientSecret: port.clientSecret });
+
+  async function token(port: PortStandIn): Promise<string> {
+    const response = await requestToken(port);
+    assert.equal(response.status, 200);
+    return ((await response.json()) as { accessToken: string }).accessToken;
+  }
+
+  /** The rate limit headers but `x-ratelimit-reset`, whose value depends on the moment. */
+  const limitHeaders = (response: Response) => ({
+    limit: response.headers.get('x-ratelimit-limit'),
+    remaining: response.headers.get('x-ratelimit-remaining'),
+    period: response.headers.get('x-ratelimit-period'),
+  });
+
+  /**
+   * Waits for the next window of `periodSeconds` to begin (windows are aligned to multiples of the
+   * period since the epoch), plus a margin; returns its start and end (ms since the epoch).
+   */
+  async function nextWindow(periodSeconds: number): Promise<{ startMs: number; endMs: number }> {
+    const periodMs = periodSeconds * 1000;
+    const startMs = (Math.floor(Date.now() / periodMs) + 1) * periodMs;
+    await waitFor(() => Date.now() >= startMs + 20, { intervalMs: 5, timeoutMs: periodMs + 1000, description: 'the next rate limit window' });
+    return { startMs, endMs: startMs + periodMs };
+  }
+
+  /** `x-ratelimit-reset` in seconds: the time left in the window, rounded up, at a moment between `sentAt` and now. */
+  function assertSecondsLeft(response: Response, endMs: number, sentAt: number): void {
+    const reset = Number(response.headers.get('x-ratelimit-reset'));
+    const [least, most] = [Math.ceil((endMs - Date.now()) / 1000), Math.ceil((endMs - sentAt) / 1000)];
+    assert.ok(reset >= least && reset <= most, `x-ratelimit-reset ${reset} outside [${least}, ${most}]`);
+  }
+
+  it('counts every call against a rate limit, with its headers on every answer, resetting in seconds', async () => {
+    const port = await startPort({ rateLimit: { limit: 3, periodSeconds: 2 } });
+    const { endMs } = await nextWindow(2);
+    const sentAt = Date.now();
+
+    const tokenResponse = await requestToken(port);
+    assert.equal(tokenResponse.status, 200);
+    assert.deepEqual(limitHeaders(tokenResponse), { limit: '3', remaining: '2', period: '2' }, 'the token route counts too');
+    assertSecondsLeft(tokenResponse, endMs, sentAt);
+    const { accessToken } = (await tokenResponse.json()) as { accessToken: string };
+
+    const unauthorized = await call(port, 'GET', '/v1/kafka-credentials');
+    assert.equal(unauthorized.status, 401);
+    assert.deepEqual(limitHeaders(unauthorized), { limit: '3', remaining: '1', period: '2' }, 'a refused call counts');
+
+    port.failNext('GET /v1/kafka-credentials', 1, { status: 503 });
+    const injected = await call(port, 'GET', '/v1/kafka-credentials', accessToken);
+    assert.equal(injected.status, 503);
+    assert.deepEqual(limitHeaders(injected), { limit: '3', remaining: '1', period: '2' }, 'an injected failure carries the headers but does not count');
+    assertSecondsLeft(injected, endMs, sentAt);
+
+    const last = await call(port, 'GET', '/v1/kafka-credentials', accessToken);
+    assert.equal(last.status, 200);
+    assert.deepEqual(limitHeaders(last), { limit: '3', remaining: '0', period: '2' });
+
+    const limited = await call(port, 'GET', '/v1/kafka-credentials', accessToken);
+    assert.equal(limited.status, 429);
+    assert.deepEqual(await limited.json(), { ok: false, error: 'rate_limit_exceeded' });
+    assert.deepEqual(limitHeaders(limited), { limit: '3', remaining: '0', period: '2' });
+    assertSecondsLeft(limited, endMs, sentAt);
+    assert.equal(limited.headers.get('retry-after'), null, 'no retry-after unless asked for');
+
+    port.failNext('GET /v1/kafka-credentials', 1, { status: 429, retryAfterSeconds: 7 });
+    const injected429 = await call(port, 'GET', '/v1/kafka-credentials', accessToken);
+    assert.equal(injected429.headers.get('retry-after'), '7');
+    assert.equal(port.rateLimitedCalls(), 1, 'an injected 429 is not the rate limit');
+    assert.ok(Date.now() < endMs, 'the calls above fitted in one window');
+
+    await waitFor(() => Date.now() >= endMs, { intervalMs: 5, description: 'the next window' });
+    const nextWindowCall = await call(port, 'GET', '/v1/kafka-credentials', accessToken);
+    assert.equal(nextWindowCall.status, 200, 'a new window accepts again');
+    assert.deepEqual(limitHeaders(nextWindowCall), { limit: '3', remaining: '2', period: '2' });
+    assertSecondsLeft(nextWindowCall, endMs + 2000, endMs);
+
+    assert.deepEqual(port.summary(), { calls: 7, byStatus: { '200': 3, '401': 1, '429': 2, '503': 1 } });
+  });
+
+  it('resets in epoch seconds, says when to retry when asked to, and is set and removed while running', async () => {
+    const port = await startPort({});
+    const accessToken = await token(port);
+    const unlimited = await call(port, 'GET', '/v1/kafka-credentials', accessToken);
+    for (const name of RATE_LIMIT_HEADERS) assert.equal(unlimited.headers.get(name), null, `no ${name} without a rate limit`);
+
+    port.setRateLimit({ limit: 2, periodSeconds: 1, resetFormat: 'epoch', retryAfter: true });
+    const { endMs } = await nextWindow(1);
+    const first = await call(port, 'GET', '/v1/kafka-credentials', accessToken);
+    assert.deepEqual(limitHeaders(first), { limit: '2', remaining: '1', period: '1' });
+    assert.equal(first.headers.get('x-ratelimit-reset'), String(endMs / 1000), "the window's end, in epoch seconds");
+    assert.equal((await call(port, 'GET', '/v1/kafka-credentials', accessToken)).status, 200);
+    const limited = await call(port, 'POST', '/v1/auth/access_token', undefined, { clientId: port.clientId, clientSecret: port.clientSecret });
+    assert.equal(limited.status, 429, 'the token route is limited too');
+    assert.equal(limited.headers.get('retry-after'), '1', 'the time left in a 1 s window, rounded up');
+    assert.equal(limited.headers.get('x-ratelimit-reset'), String(endMs / 1000));
+    assert.equal(limited.headers.get('x-ratelimit-remaining'), '0');
+    assert.ok(Date.now() < endMs, 'the calls above fitted in one window');
+
+    await waitFor(() => Date.now() >= endMs, { intervalMs: 5, description: 'the next window' });
+    const again = await call(port, 'GET', '/v1/kafka-credentials', accessToken);
+    assert.equal(again.status, 200);
+    assert.equal(again.headers.get('x-ratelimit-reset'), String(endMs / 1000 + 1));
+    assert.equal(again.headers.get('retry-after'), null, 'retry-after goes on a 429 only');
+    assert.equal(port.rateLimitedCalls(), 1);
+
+    port.setRateLimit(undefined);
+    const unlimitedAgain = await call(port, 'GET', '/v1/kafka-credentials', accessToken);
+    assert.equal(unlimitedAgain.status, 200);
+    assert.equal(unlimitedAgain.headers.get('x-ratelimit-limit'), null);
+    assert.throws(() => port.setRateLimit({ limit: 1, periodSeconds: 0 }), /periodSeconds/);
+  });
+
+  it('writes every answer only after the answer delay, delaying concurrent calls side by side', async () => {
+    const delayMs = 300;
+    const port = await startPort({ answerDelayMs: delayMs });
+    const accessToken = await token(port);
+    const runId = uniqueName('r');
+
+    const startedAt = Date.now();
+    const responses = await Promise.all(
+      Array.from({ length: 5 }, (_, index) => call(port, 'POST', `/v1/actions/runs/${runId}/logs`, accessToken, { message: `line ${index}` })),
+    );
+    const elapsedMs = Date.now() - startedAt;
+    assert.deepEqual(
+      responses.map((response) => response.status),
+      [201, 201, 201, 201, 201],
+    );
+    assert.ok(elapsedMs >= delayMs, `answered after ${elapsedMs} ms`);
+    assert.ok(elapsedMs < 2 * delayMs, `five concurrent calls took ${elapsedMs} ms: delayed one after another`);
+
+    port.failNext('PATCH /v1/actions/runs/:runId', 1, { status: 503 });
+    assert.equal((await call(port, 'PATCH', `/v1/actions/runs/${runId}`, accessToken, { status: 'SUCCESS' })).status, 503);
+    assert.equal((await call(port, 'GET', '/v1/kafka-credentials')).status, 401);
+
+    // Port acts on a call when it arrives; only the answer travels back slowly.
+    const patched = call(port, 'PATCH', `/v1/actions/runs/${runId}`, accessToken, { status: 'SUCCESS' });
+    const patch = await waitFor(() => port.callsTo('PATCH /v1/actions/runs/:runId')[1], { description: 'the status patch' });
+    assert.equal(patch.status, 200);
+    assert.equal(patch.answeredAt, undefined, 'not answered yet');
+    assert.equal(port.actionRunStatus(runId), 'SUCCESS');
+    assert.equal((await patched).status, 200);
+
+    assert.equal(port.calls.length, 9);
+    for (const recorded of port.calls) {
+      assert.ok(recorded.answeredAt !== undefined && recorded.answeredAt - recorded.at >= delayMs, `${recorded.method} ${recorded.path} answered early`);
+    }
+
+    // A client that gives up before its delayed answer gets none, and nothing breaks.
+    const gaveUp = await call(port, 'GET', '/v1/kafka-credentials', accessToken, undefined, AbortSignal.timeout(50)).catch((error: unknown) => error);
+    assert.equal((gaveUp as Error).name, 'TimeoutError');
+    const abandoned = port.calls[9];
+    assert.ok(abandoned !== undefined);
+    await waitFor(() => Date.now() >= abandoned.at + delayMs + 50, { description: 'the abandoned answer to be due' });
+    assert.equal(abandoned.status, 200);
+    assert.equal(abandoned.answeredAt, undefined, 'nobody to answer');
+
+    port.setAnswerDelay(0);
+    const quickStart = Date.now();
+    assert.equal((await call(port, 'GET', '/v1/kafka-credentials', accessToken)).status, 200);
+    assert.ok(Date.now() - quickStart < delayMs, 'no delay once set to 0');
+  });
+
+  it('refuses bodies over 1 MiB with 413 before checking the token', async () => {
+    const port = await startPort({});
+    const accessToken = await token(port);
+    const runId = uniqueName('r');
+    const logOfSize = (bytes: number) => `{"message":"${'x'.repeat(bytes - '{"message":""}'.length)}"}`;
+
+    const atLimit = await call(port, 'POST', `/v1/actions/runs/${runId}/logs`, accessToken, logOfSize(1_048_576));
+    assert.equal(atLimit.status, 201, 'exactly 1 MiB is accepted');
+    const tooLarge = await call(port, 'POST', `/v1/actions/runs/${runId}/logs`, undefined, logOfSize(1_048_577));
+    assert.equal(tooLarge.status, 413);
+    assert.deepEqual(await tooLarge.json(), { ok: false, error: 'payload_too_large', message: 'Request body is too large (limit is 1MiB)' });
+
+    const [accepted, refused] = port.apiCallsForRun(runId);
+    assert.equal(accepted?.bodyBytes, 1_048_576);
+    assert.equal(refused?.bodyBytes, 1_048_577);
+    assert.equal(refused?.body, undefined, 'a body past the limit is not kept');
+    assert.equal(port.callsTo('POST /v1/auth/access_token')[0]?.bodyBytes, JSON.stringify({ clientId: port.clientId, clientSecret: port.clientSecret }).length);
+    assert.equal(port.refusedAsTooLarge(), 1);
+    assert.equal(port.actionRunLogs(runId).length, 1);
+
+    const small = await startPort({ maxBodyBytes: 1024 });
+    const smallToken = await token(small);
+    const overSmall = await call(small, 'PATCH', `/v1/actions/runs/${runId}`, smallToken, { summary: 'y'.repeat(1024) });
+    assert.equal(overSmall.status, 413);
+    assert.deepEqual(await overSmall.json(), { ok: false, error: 'payload_too_large', message: 'Request body is too large (limit is 1KiB)' });
+    assert.equal((await call(small, 'GET', '/v1/kafka-credentials', smallToken)).status, 200);
+    assert.equal(small.calls.at(-1)?.bodyBytes, 0);
+    assert.equal(small.refusedAsTooLarge(), 1);
+  });
+
+  it('closes promptly while an answer is delayed, dropping it', async () => {
+    const port = await startPortStandIn({ answerDelayMs: 10_000 });
+    const pending = assert.rejects(call(port, 'GET', '/v1/kafka-credentials'), { name: 'TypeError' });
+    port.failNext('PATCH /v1/organization', 1, { hang: true });
+    const hanging = assert.rejects(call(port, 'PATCH', '/v1/organization', undefined, {}), { name: 'TypeError' });
+    await waitFor(() => port.calls.length === 2, { description: 'both calls to arrive' });
+
+    const closingAt = Date.now();
+    await port.close();
+    assert.ok(Date.now() - closingAt < 1000, `close() took ${Date.now() - closingAt} ms`);
+    await pending;
+    await hanging;
+    assert.deepEqual(
+      port.calls.map((recorded) => [recorded.status, recorded.answeredAt]),
+      [
+        [401, undefined],
+        [undefined, undefined],
+      ],
+    );
+    assert.deepEqual(port.summary(), { calls: 2, byStatus: { '401': 1 } }, 'a hanging call has no status');
   });
 });
 

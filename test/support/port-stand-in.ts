@@ -32,14 +32,24 @@ export interface RecordedCall {
   /** Path parameters of the matched route (`runId`, `id`). */
   params: Record<string, string>;
   headers: IncomingHttpHeaders;
-  /** The parsed JSON body; the raw text when it is not JSON; undefined when empty. */
+  /** The parsed JSON body; the raw text when it is not JSON; undefined when empty or too large. */
   body: unknown;
+  /** The size of the body received, in bytes (past `maxBodyBytes` too: the body is read, not kept). */
+  bodyBytes: number;
   /** Whether the call carried `x-port-reserved-usage: true` (SPEC §8: claim and ack calls). */
   hasReservedUsageHeader: boolean;
   /** When the request was received (ms since the epoch). */
   at: number;
-  /** The status answered; undefined while unanswered (a hanging call). */
+  /**
+   * The status Port answered, set when Port decided it: with an answer delay the client gets it
+   * only at `answeredAt`. Undefined for a call never answered (a hanging one).
+   */
   status: number | undefined;
+  /**
+   * When the answer was written (ms since the epoch): `at` plus the answer delay. Undefined while
+   * it is delayed, and for good when it never is (a hanging call, a client gone, close()).
+   */
+  answeredAt: number | undefined;
 }
 
 /** How to fail a call: a status (429 with `retryAfterSeconds`, 5xx, …) or no answer at all. */
@@ -54,6 +64,31 @@ export interface FailForOptions {
    * outage that begins at a chosen moment of the agent's work, e.g. while it reports a status.
    */
   startingWith?: PortRoute;
+}
+
+/**
+ * Port's rate limit, e.g. `{ limit: 15000, periodSeconds: 300 }` for "15,000 calls per 5 minutes":
+ * fixed windows of `periodSeconds` aligned to multiples of the period since the epoch, counting
+ * every call of every route (the token route and unknown paths too) that the limit did not refuse.
+ */
+export interface RateLimit {
+  /** Calls accepted per window; the next ones get 429 until the window ends. */
+  limit: number;
+  periodSeconds: number;
+  /**
+   * What `x-ratelimit-reset` holds: seconds until the window ends (`'seconds'`, the default) or
+   * the window's end as UTC epoch seconds (`'epoch'`); both rounded up.
+   */
+  resetFormat?: 'seconds' | 'epoch';
+  /** Whether a 429 carries `retry-after` (seconds until the window ends, rounded up). */
+  retryAfter?: boolean;
+}
+
+/** One accepted `POST /v1/actions/runs/:runId/logs` call: its line and the status it may set. */
+export interface ActionRunLogCall {
+  message: string;
+  terminationStatus?: string;
+  statusLabel?: string;
 }
 
 /** Decides the `ackedCount` of one action run id; `previousAcks` counts earlier acks of it. */
@@ -75,6 +110,12 @@ export interface PortStandInOptions {
   kafkaCredentials?: KafkaCredentials;
   actionRunAck?: ActionRunAckAnswer;
   nodeRunAck?: NodeRunAckAnswer;
+  /** Port's rate limit; none by default. See {@link PortStandIn.setRateLimit}. */
+  rateLimit?: RateLimit;
+  /** Ms between reading a request's body and writing its answer: Port far away. 0 by default. */
+  answerDelayMs?: number;
+  /** Request bodies larger than this get 413 on every route; 1 MiB by default, as on Port. */
+  maxBodyBytes?: number;
 }
 
 /** A local stand-in for the Port API: real HTTP on loopback, recording every call. */
@@ -84,6 +125,11 @@ export interface PortStandIn {
   clientId: string;
   clientSecret: string;
   calls: RecordedCall[];
+  /**
+   * Calls received, hanging ones included, and how many got each status (`'429'` → count) among
+   * the calls Port answered (or is about to, with an answer delay).
+   */
+  summary(): { calls: number; byStatus: Record<string, number> };
   /** Calls to the token route, answered or not. */
   tokenRequests(): number;
   /** Every call of a route (including failed ones), in order. */
@@ -92,8 +138,16 @@ export interface PortStandIn {
   apiCallsForRun(runId: string): RecordedCall[];
   /** Run log messages Port accepted for an action run, in order. */
   actionRunLogs(runId: string): string[];
-  /** Bodies of accepted `PATCH /v1/actions/runs/:runId` calls. */
+  /** Accepted run log calls of an action run, with the status fields they carried, in order. */
+  actionRunLogCalls(runId: string): ActionRunLogCall[];
+  /**
+   * Every change Port accepted for an action run, in the order the calls were received: the body
+   * of each accepted `PATCH /v1/actions/runs/:runId` and, for each accepted log call carrying a
+   * `terminationStatus`, `{ status: terminationStatus }` (plus its `statusLabel`, when given).
+   */
   actionRunPatches(runId: string): unknown[];
+  /** The last status Port accepted for an action run, by a status patch or a log line. */
+  actionRunStatus(runId: string): string | undefined;
   /** The `response` fields of accepted `PATCH /v1/actions/runs/:runId/response` calls. */
   actionRunResponses(runId: string): unknown[];
   /** Log messages Port accepted for a workflow node run, in order. */
@@ -113,11 +167,25 @@ export interface PortStandIn {
    * current one.
    */
   failFor(durationMs: number, failure: InjectedFailure, options?: FailForOptions): void;
+  /**
+   * Sets Port's rate limit (see {@link RateLimit}), or removes it with undefined. Calls are counted
+   * afresh from now. While one is set, every answer carries `x-ratelimit-limit`,
+   * `x-ratelimit-remaining` (calls left in the window after this one), `x-ratelimit-reset` and
+   * `x-ratelimit-period`; a call past the limit gets 429 `rate_limit_exceeded`. Injected failures
+   * come first: they carry the headers but neither count nor get refused.
+   */
+  setRateLimit(rateLimit: RateLimit | undefined): void;
+  /** Calls answered 429 by the rate limit (not by injected failures). */
+  rateLimitedCalls(): number;
+  /** Delays every later answer, whatever its status, to `ms` after its request's body was read. */
+  setAnswerDelay(ms: number): void;
+  /** Calls answered 413 because their body was larger than `maxBodyBytes`. */
+  refusedAsTooLarge(): number;
   /** Invalidates every issued token: the next call with one gets 401. */
   expireTokens(): void;
   setKafkaCredentials(credentials: KafkaCredentials): void;
   setAckAnswers(answers: { actionRun?: ActionRunAckAnswer; nodeRun?: NodeRunAckAnswer }): void;
-  /** Stops the server, ending hanging calls and open connections. */
+  /** Stops the server, dropping delayed answers and ending hanging calls and open connections. */
   close(): Promise<void>;
 }
 
@@ -134,6 +202,7 @@ interface RouteMatch {
 const DEFAULT_CLIENT_ID = 'test-client-id';
 const DEFAULT_CLIENT_SECRET = 'test-client-secret';
 const DEFAULT_TOKEN_TTL_SECONDS = 3600;
+const DEFAULT_MAX_BODY_BYTES = 1_048_576;
 const DEFAULT_KAFKA_CREDENTIALS: KafkaCredentials = {
   brokers: ['127.0.0.1:9092'],
   username: 'port-agent-user',
@@ -146,6 +215,8 @@ const defaultActionRunAck: ActionRunAckAnswer = (_runId, previousAcks, wasClaime
 const defaultNodeRunAck: NodeRunAckAnswer = (_id, previousAcks, wasClaimed) => wasClaimed && previousAcks === 0;
 
 const UNAUTHORIZED: Reply = { status: 401, body: { ok: false, error: 'unauthorized' } };
+const RATE_LIMITED: Reply = { status: 429, body: { ok: false, error: 'rate_limit_exceeded' } };
+const TERMINATION_STATUSES: readonly unknown[] = ['SUCCESS', 'FAILURE'];
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -153,6 +224,48 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 
 function invalid(message: string): Reply {
   return { status: 422, body: { ok: false, error: 'invalid_request', message } };
+}
+
+/** `1MiB`, `64KiB` or `100 bytes`: how Port's 413 message names the limit. */
+function sizeText(bytes: number): string {
+  if (bytes > 0 && bytes % 1_048_576 === 0) return `${bytes / 1_048_576}MiB`;
+  if (bytes > 0 && bytes % 1024 === 0) return `${bytes / 1024}KiB`;
+  return `${bytes} bytes`;
+}
+
+function tooLarge(maxBodyBytes: number): Reply {
+  const message = `Request body is too large (limit is ${sizeText(maxBodyBytes)})`;
+  return { status: 413, body: { ok: false, error: 'payload_too_large', message } };
+}
+
+/** What Port finds wrong with a run log line, if anything: the optional status fields are checked too. */
+function runLogProblem(fields: Record<string, unknown>): string | undefined {
+  if (typeof fields.message !== 'string') return 'message must be a string';
+  if ('terminationStatus' in fields && !TERMINATION_STATUSES.includes(fields.terminationStatus)) {
+    return 'terminationStatus must be SUCCESS or FAILURE';
+  }
+  if ('statusLabel' in fields && typeof fields.statusLabel !== 'string') return 'statusLabel must be a string';
+  return undefined;
+}
+
+function checkRateLimit(rateLimit: RateLimit | undefined): void {
+  if (rateLimit === undefined) return;
+  const { limit, periodSeconds, resetFormat = 'seconds' } = rateLimit;
+  if (!Number.isInteger(limit) || limit < 0) {
+    throw new Error(`Expected \`limit\` to be a non-negative integer (actual: ${String(limit)}).`);
+  }
+  if (!Number.isFinite(periodSeconds) || periodSeconds <= 0) {
+    throw new Error(`Expected \`periodSeconds\` to be a positive number (actual: ${String(periodSeconds)}).`);
+  }
+  if (resetFormat !== 'seconds' && resetFormat !== 'epoch') {
+    throw new Error(`Expected \`resetFormat\` to be 'seconds' or 'epoch' (actual: ${String(resetFormat)}).`);
+  }
+}
+
+function checkNonNegative(name: string, value: number): void {
+  if (!Number.isFinite(value) || value < 0) {
+    throw new Error(`Expected \`${name}\` to be a non-negative number (actual: ${String(value)}).`);
+  }
 }
 
 const COMPILED_ROUTES = PORT_ROUTES.map((route) => {
@@ -178,15 +291,24 @@ function matchRoute(method: string, path: string): RouteMatch | undefined {
   return undefined;
 }
 
-async function readBody(request: IncomingMessage): Promise<unknown> {
+/**
+ * Reads the whole body, keeping it only up to `maxBytes`: a body past the limit is refused
+ * unparsed, but read to its end so that the client, still sending, reads the 413 rather than a reset.
+ */
+async function readBody(request: IncomingMessage, maxBytes: number): Promise<{ body: unknown; bytes: number }> {
   const chunks: Buffer[] = [];
-  for await (const chunk of request) chunks.push(chunk as Buffer);
+  let bytes = 0;
+  for await (const chunk of request) {
+    bytes += (chunk as Buffer).length;
+    if (bytes <= maxBytes) chunks.push(chunk as Buffer);
+  }
+  if (bytes > maxBytes) return { body: undefined, bytes };
   const text = Buffer.concat(chunks).toString('utf8');
-  if (text.length === 0) return undefined;
+  if (text.length === 0) return { body: undefined, bytes };
   try {
-    return JSON.parse(text) as unknown;
+    return { body: JSON.parse(text) as unknown, bytes };
   } catch {
-    return text;
+    return { body: text, bytes };
   }
 }
 
@@ -196,7 +318,13 @@ export async function startPortStandIn(options: PortStandInOptions = {}): Promis
     clientId = DEFAULT_CLIENT_ID,
     clientSecret = DEFAULT_CLIENT_SECRET,
     tokenTtlSeconds = DEFAULT_TOKEN_TTL_SECONDS,
+    maxBodyBytes = DEFAULT_MAX_BODY_BYTES,
   } = options;
+  checkRateLimit(options.rateLimit);
+  checkNonNegative('answerDelayMs', options.answerDelayMs ?? 0);
+  checkNonNegative('maxBodyBytes', maxBodyBytes);
+  let rateLimit = options.rateLimit;
+  let answerDelayMs = options.answerDelayMs ?? 0;
   let kafkaCredentials = options.kafkaCredentials ?? DEFAULT_KAFKA_CREDENTIALS;
   let actionRunAck = options.actionRunAck ?? defaultActionRunAck;
   let nodeRunAck = options.nodeRunAck ?? defaultNodeRunAck;
@@ -208,6 +336,13 @@ export async function startPortStandIn(options: PortStandInOptions = {}): Promis
   const pendingNodeRuns: Record<string, unknown>[] = [];
   const claimedIds = new Set<string>();
   const ackCounts = new Map<string, number>();
+  /** The calls counted in the current rate limit window; `startMs` -1 until the first one. */
+  let rateWindow = { startMs: -1, used: 0 };
+  let rateLimitedCount = 0;
+  let tooLargeCount = 0;
+  /** Timers of delayed answers, cleared by close(). */
+  const delayedAnswers = new Set<NodeJS.Timeout>();
+  let closed = false;
   /** The outage set by failFor(); `untilMs` is undefined until its `startingWith` call arrives. */
   let failureWindow:
     | { durationMs: number; untilMs: number | undefined; startingWith: PortRoute | undefined; failure: InjectedFailure; except: ReadonlySet<PortRoute> }
@@ -220,6 +355,38 @@ export async function startPortStandIn(options: PortStandInOptions = {}): Promis
       failureWindow.untilMs = Date.now() + failureWindow.durationMs;
     }
     return Date.now() < failureWindow.untilMs ? failureWindow.failure : undefined;
+  };
+
+  /** The rate limit window `now` falls in, counted afresh when it is a new one. */
+  const currentWindow = (limit: RateLimit, now: number): { endMs: number } => {
+    const periodMs = limit.periodSeconds * 1000;
+    const startMs = Math.floor(now / periodMs) * periodMs;
+    if (startMs !== rateWindow.startMs) rateWindow = { startMs, used: 0 };
+    return { endMs: startMs + periodMs };
+  };
+
+  const rateLimitHeaders = (limit: RateLimit, endMs: number, now: number): Record<string, string> => ({
+    'x-ratelimit-limit': String(limit.limit),
+    'x-ratelimit-remaining': String(Math.max(0, limit.limit - rateWindow.used)),
+    'x-ratelimit-reset': String(Math.ceil(limit.resetFormat === 'epoch' ? endMs / 1000 : (endMs - now) / 1000)),
+    'x-ratelimit-period': String(limit.periodSeconds),
+  });
+
+  /** The rate limit headers of an answer that does not count towards the limit (an injected failure). */
+  const uncountedHeaders = (now: number): Record<string, string> => {
+    if (rateLimit === undefined) return {};
+    return rateLimitHeaders(rateLimit, currentWindow(rateLimit, now).endMs, now);
+  };
+
+  /** Counts a call towards the rate limit, unless it is past it: then it is refused. */
+  const countCall = (now: number): { refused: boolean; headers: Record<string, string> } => {
+    if (rateLimit === undefined) return { refused: false, headers: {} };
+    const { endMs } = currentWindow(rateLimit, now);
+    const refused = rateWindow.used >= rateLimit.limit;
+    if (!refused) rateWindow.used += 1;
+    const headers = rateLimitHeaders(rateLimit, endMs, now);
+    if (refused && rateLimit.retryAfter === true) headers['retry-after'] = String(Math.ceil((endMs - now) / 1000));
+    return { refused, headers };
   };
 
   const isAuthorized = (headers: IncomingHttpHeaders): boolean => {
@@ -280,9 +447,11 @@ export async function startPortStandIn(options: PortStandInOptions = {}): Promis
         }
         return { status: 200, body: { ok: true, ackedCount } };
       }
-      case 'POST /v1/actions/runs/:runId/logs':
-        if (typeof fields.message !== 'string') return invalid('message must be a string');
+      case 'POST /v1/actions/runs/:runId/logs': {
+        const problem = runLogProblem(fields);
+        if (problem !== undefined) return invalid(problem);
         return { status: 201, body: { ok: true, runLog: { runId: params.runId, message: fields.message } } };
+      }
       case 'PATCH /v1/actions/runs/:runId/response':
         if (!('response' in fields)) return invalid('response is required');
         return { status: 200, body: { ok: true, run: { id: params.runId, response: fields.response } } };
@@ -308,17 +477,39 @@ export async function startPortStandIn(options: PortStandInOptions = {}): Promis
     }
   };
 
+  /**
+   * Runs `write` at `dueAt`. Timers may fire a little before `Date.now()` reaches it, hence the
+   * check again on each turn: an answer is never early.
+   */
+  const whenDue = (dueAt: number, write: () => void): void => {
+    const waitMs = dueAt - Date.now();
+    if (waitMs <= 0) {
+      write();
+      return;
+    }
+    const timer = setTimeout(() => {
+      delayedAnswers.delete(timer);
+      whenDue(dueAt, write);
+    }, waitMs);
+    delayedAnswers.add(timer);
+  };
+
+  /** Port decides the answer now; it is written once the answer delay has passed since `call.at`. */
   const send = (response: ServerResponse, call: RecordedCall, reply: Reply, headers: Record<string, string> = {}): void => {
     call.status = reply.status;
-    response.writeHead(reply.status, { 'content-type': 'application/json', ...headers });
-    response.end(JSON.stringify(reply.body));
+    whenDue(call.at + answerDelayMs, () => {
+      if (closed || response.destroyed) return; // the client gave up or the stand-in closed: nobody to answer
+      call.answeredAt = Date.now();
+      response.writeHead(reply.status, { 'content-type': 'application/json', ...headers });
+      response.end(JSON.stringify(reply.body));
+    });
   };
 
   const server = createServer((request, response) => {
     void (async () => {
       const method = request.method ?? 'GET';
       const path = (request.url ?? '/').split('?')[0] ?? '/';
-      const body = await readBody(request);
+      const { body, bytes } = await readBody(request, maxBodyBytes);
       const match = matchRoute(method, path);
       const call: RecordedCall = {
         method,
@@ -327,34 +518,49 @@ export async function startPortStandIn(options: PortStandInOptions = {}): Promis
         params: match?.params ?? {},
         headers: request.headers,
         body,
+        bodyBytes: bytes,
         hasReservedUsageHeader: request.headers['x-port-reserved-usage'] === 'true',
         at: Date.now(),
         status: undefined,
+        answeredAt: undefined,
       };
       calls.push(call);
 
-      if (!match) {
-        send(response, call, { status: 404, body: { ok: false, error: 'not_found' } });
-        return;
-      }
-      const failure = failures.get(match.route)?.shift() ?? windowFailure(match.route);
+      // An injected failure is an outage in front of Port: not counted, nor refused, by the rate limit.
+      const failure = match === undefined ? undefined : (failures.get(match.route)?.shift() ?? windowFailure(match.route));
       if (failure) {
         if ('hang' in failure) return; // answered never; close() destroys the socket
-        const headers: Record<string, string> =
-          failure.retryAfterSeconds === undefined ? {} : { 'retry-after': String(failure.retryAfterSeconds) };
+        const headers = uncountedHeaders(call.at);
+        if (failure.retryAfterSeconds !== undefined) headers['retry-after'] = String(failure.retryAfterSeconds);
         send(response, call, { status: failure.status, body: failure.body ?? { ok: false, error: 'injected_failure' } }, headers);
         return;
       }
+      const { refused, headers } = countCall(call.at);
+      if (refused) {
+        rateLimitedCount += 1;
+        send(response, call, RATE_LIMITED, headers);
+        return;
+      }
+      if (bytes > maxBodyBytes) {
+        tooLargeCount += 1;
+        send(response, call, tooLarge(maxBodyBytes), headers);
+        return;
+      }
+      if (!match) {
+        send(response, call, { status: 404, body: { ok: false, error: 'not_found' } }, headers);
+        return;
+      }
       if (match.route !== 'POST /v1/auth/access_token' && !isAuthorized(request.headers)) {
-        send(response, call, UNAUTHORIZED);
+        send(response, call, UNAUTHORIZED, headers);
         return;
       }
       if (typeof body === 'string') {
-        send(response, call, { status: 400, body: { ok: false, error: 'invalid_json' } });
+        send(response, call, { status: 400, body: { ok: false, error: 'invalid_json' } }, headers);
         return;
       }
-      send(response, call, handle(match.route, match.params, body));
+      send(response, call, handle(match.route, match.params, body), headers);
     })().catch((error: unknown) => {
+      if (response.destroyed) return; // a request cut short, e.g. by close()
       if (!response.headersSent) response.writeHead(500, { 'content-type': 'application/json' });
       response.end(JSON.stringify({ ok: false, error: 'stand_in_error', message: String(error) }));
     });
@@ -370,18 +576,51 @@ export async function startPortStandIn(options: PortStandInOptions = {}): Promis
   const accepted = (route: PortRoute, id: string, param: 'runId' | 'id'): RecordedCall[] =>
     calls.filter((call) => call.route === route && call.params[param] === id && call.status !== undefined && call.status < 400);
   const field = (call: RecordedCall, name: string): unknown => (isRecord(call.body) ? call.body[name] : undefined);
+  const logCalls = (runId: string): ActionRunLogCall[] =>
+    accepted('POST /v1/actions/runs/:runId/logs', runId, 'runId').map((call) => {
+      const [terminationStatus, statusLabel] = [field(call, 'terminationStatus'), field(call, 'statusLabel')];
+      return {
+        message: String(field(call, 'message')),
+        ...(typeof terminationStatus === 'string' ? { terminationStatus } : {}),
+        ...(typeof statusLabel === 'string' ? { statusLabel } : {}),
+      };
+    });
+  /** A log line with a `terminationStatus` sets the run's status as a status patch would. */
+  const runChanges = (runId: string): unknown[] =>
+    calls
+      .filter((call) => call.params.runId === runId && call.status !== undefined && call.status < 400)
+      .flatMap((call) => {
+        if (call.route === 'PATCH /v1/actions/runs/:runId') return [call.body];
+        const terminationStatus = field(call, 'terminationStatus');
+        if (call.route !== 'POST /v1/actions/runs/:runId/logs' || typeof terminationStatus !== 'string') return [];
+        const statusLabel = field(call, 'statusLabel');
+        return [{ status: terminationStatus, ...(typeof statusLabel === 'string' ? { statusLabel } : {}) }];
+      });
 
   return {
     url: `http://127.0.0.1:${port}`,
     clientId,
     clientSecret,
     calls,
+    summary: () => {
+      const byStatus: Record<string, number> = {};
+      for (const { status } of calls) {
+        if (status !== undefined) byStatus[String(status)] = (byStatus[String(status)] ?? 0) + 1;
+      }
+      return { calls: calls.length, byStatus };
+    },
     tokenRequests: () => calls.filter((call) => call.route === 'POST /v1/auth/access_token').length,
     callsTo: (route) => calls.filter((call) => call.route === route),
     apiCallsForRun: (runId) => calls.filter((call) => call.params.runId === runId || call.params.id === runId),
     actionRunLogs: (runId) =>
       accepted('POST /v1/actions/runs/:runId/logs', runId, 'runId').map((call) => String(field(call, 'message'))),
-    actionRunPatches: (runId) => accepted('PATCH /v1/actions/runs/:runId', runId, 'runId').map((call) => call.body),
+    actionRunLogCalls: logCalls,
+    actionRunPatches: runChanges,
+    actionRunStatus: (runId) =>
+      runChanges(runId)
+        .map((change) => (isRecord(change) ? change.status : undefined))
+        .filter((status) => typeof status === 'string')
+        .at(-1),
     actionRunResponses: (runId) =>
       accepted('PATCH /v1/actions/runs/:runId/response', runId, 'runId').map((call) => field(call, 'response')),
     nodeRunLogs: (id) =>
@@ -420,6 +659,17 @@ export async function startPortStandIn(options: PortStandInOptions = {}): Promis
         except: new Set(except),
       };
     },
+    setRateLimit: (newRateLimit) => {
+      checkRateLimit(newRateLimit);
+      rateLimit = newRateLimit;
+      rateWindow = { startMs: -1, used: 0 };
+    },
+    rateLimitedCalls: () => rateLimitedCount,
+    setAnswerDelay: (ms) => {
+      checkNonNegative('ms', ms);
+      answerDelayMs = ms;
+    },
+    refusedAsTooLarge: () => tooLargeCount,
     expireTokens: () => tokens.clear(),
     setKafkaCredentials: (credentials) => {
       kafkaCredentials = credentials;
@@ -429,6 +679,9 @@ export async function startPortStandIn(options: PortStandInOptions = {}): Promis
       nodeRunAck = answers.nodeRun ?? nodeRunAck;
     },
     close: () => {
+      closed = true;
+      for (const timer of delayedAnswers) clearTimeout(timer);
+      delayedAnswers.clear();
       closing ??= new Promise<void>((resolve, reject) => {
         server.close((error) => (error ? reject(error) : resolve()));
         server.closeAllConnections();
