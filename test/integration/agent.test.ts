@@ -307,5 +307,8 @@ describe('the agent with DETAILED_LOGGING=false and a failing Port API', () => {
     const warning = agent.logs.find((line) => line.msg === 'Port refused a report for good; it is dropped');
     assert.equal(warning?.runId, 'r_quiet');
     assert.equal(warning?.status, 422);
+    // Each key once: a JSON object with the same key twice is read differently by each log tool.
+    const written = agent.rawLogs.find((line) => line.includes('Port refused a report for good'));
+    assert.equal(written?.match(/"runId":/g)?.length, 1);
   });
 });

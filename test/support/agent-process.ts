@@ -19,6 +19,8 @@ export interface AgentProcess {
   pid: number | undefined;
   /** Every stdout line so far, in order. */
   logs: AgentLogLine[];
+  /** The same lines as written, e.g. to see a key written twice (parsing keeps only the last). */
+  rawLogs: string[];
   /** Everything written to stderr so far. */
   stderr(): string;
   /**
@@ -102,6 +104,7 @@ export function startAgent(env: Record<string, string>, options: AgentProcessOpt
   };
 
   const logs: AgentLogLine[] = [];
+  const rawLogs: string[] = [];
   let stderrText = '';
   let isOutputDone = false;
   const waiters = new Set<{ check: () => void; fail: () => void }>();
@@ -109,6 +112,7 @@ export function startAgent(env: Record<string, string>, options: AgentProcessOpt
   createInterface({ input: child.stdout, crlfDelay: Infinity })
     .on('line', (line) => {
       echo(line);
+      rawLogs.push(line);
       logs.push(parseLine(line));
       for (const waiter of waiters) waiter.check();
     })
@@ -191,6 +195,7 @@ export function startAgent(env: Record<string, string>, options: AgentProcessOpt
   return {
     pid: child.pid,
     logs,
+    rawLogs,
     stderr: () => stderrText,
     waitForLog,
     exited,
