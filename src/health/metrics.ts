@@ -148,7 +148,7 @@ export function createAgentMetrics(build: BuildInfo): AgentMetrics {
   });
   new Gauge({
     name: `${METRIC_PREFIX}runs_awaiting_reports`,
-    help: 'Runs whose reports Port has not all accepted yet (bounded by AGENT_MAX_PENDING_REPORTS)',
+    help: 'Runs whose reports Port has not all accepted yet, delivered or still delivering (AGENT_MAX_PENDING_REPORTS bounds the delivered ones)',
     registers: [registry],
     collect() {
       this.set(sources.runsAwaitingReports());

@@ -60,6 +60,8 @@ export interface PortClientDeps {
   timeoutMs?: number;
   /** Calls are retried on 5xx and network errors (a 429 only waits for the budget). */
   retryPolicy?: RetryPolicy;
+  /** `untilAnswered` calls: the longest wait between attempts during an outage. */
+  outageMaxBackoffMs?: number;
   /** Counts every HTTP call by route and status, and every token request. */
   metrics?: Pick<AgentMetrics, 'portCall' | 'tokenRequested'>;
   now?: () => number;
@@ -71,8 +73,8 @@ const DEFAULT_TIMEOUT_MS = 15_000;
 const TOKEN_REFRESH_MARGIN_MS = 60_000;
 /** Port refuses request bodies over 1 MiB (413); such a call is not even sent. */
 export const PORT_MAX_BODY_BYTES = 1_048_576;
-/** `untilAnswered`: backoff between attempts while Port does not answer, up to 30 s. */
-const UNTIL_ANSWERED_POLICY: RetryPolicy = { retries: Infinity, minTimeoutMs: 500, maxTimeoutMs: 30_000, maxRetryTimeMs: Infinity };
+/** `untilAnswered`: the backoff grows to this while Port does not answer, however long that lasts. */
+const OUTAGE_MAX_BACKOFF_MS = 30_000;
 
 interface CachedToken {
   value: string;
@@ -105,6 +107,7 @@ export function createPortClient(deps: PortClientDeps): PortClient {
   const now = deps.now ?? Date.now;
   const timeoutMs = deps.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const retryPolicy = deps.retryPolicy ?? PORT_API_RETRY_POLICY;
+  const outageMaxBackoffMs = deps.outageMaxBackoffMs ?? OUTAGE_MAX_BACKOFF_MS;
   let token: CachedToken | undefined;
   let pendingToken: Promise<CachedToken> | undefined;
   let tokenRequestCount = 0;
@@ -138,7 +141,8 @@ export function createPortClient(deps: PortClientDeps): PortClient {
         route,
         status: response.status,
         responseText: text,
-        retriable: !isPermanentRefusal(response.status),
+        // A 401 is handled by the token refresh; on the token route itself it means bad credentials.
+        retriable: response.status === 408 || response.status === 429 || response.status >= 500,
       });
       return {
         result: { ok: false, status: response.status, text, error, isPermanent: isPermanentRefusal(response.status) },
@@ -229,7 +233,8 @@ export function createPortClient(deps: PortClientDeps): PortClient {
         if (options.untilAnswered && !isOutage(result.status) && !withinPolicy()) return { kind: 'done', value: result };
         return { kind: 'retryable', value: result, reason: result.error.message };
       };
-      const { value } = await withRetries(attempt, options.untilAnswered ? UNTIL_ANSWERED_POLICY : policy, (notice) => {
+      const untilAnsweredPolicy: RetryPolicy = { retries: Infinity, minTimeoutMs: policy.minTimeoutMs, maxTimeoutMs: outageMaxBackoffMs, maxRetryTimeMs: Infinity };
+      const { value } = await withRetries(attempt, options.untilAnswered ? untilAnsweredPolicy : policy, (notice) => {
         deps.logger.debug({ route, attempt: notice.attemptNumber, retriesLeft: notice.retriesLeft, reason: notice.reason }, 'Port API call failed; retrying');
       });
       return value;

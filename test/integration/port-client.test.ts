@@ -29,6 +29,7 @@ describe('Port API client', () => {
       logger,
       now: () => nowMs,
       retryPolicy: { retries: 3, minTimeoutMs: 10, maxTimeoutMs: 50, maxRetryTimeMs: 5000 },
+      outageMaxBackoffMs: 50,
     }).client;
   }
 
@@ -101,5 +102,33 @@ describe('Port API client', () => {
     assert.equal(result.ok, false);
     assert.equal(result.ok ? 0 : result.status, 401);
     assert.doesNotMatch(result.ok ? '' : `${result.error.message} ${result.text}`, /wrong-secret-value/);
+  });
+
+  it('sends no body over 1 MiB: the call fails for good without reaching Port', async () => {
+    const api = client();
+    const result = await api.call('POST', '/v1/actions/runs/r_too_big/logs', 'POST /v1/actions/runs/:runId/logs', { message: 'x'.repeat(1_100_000) });
+    assert.equal(result.ok, false);
+    assert.equal(result.ok ? 0 : result.status, 413);
+    assert.equal(result.ok ? false : result.isPermanent, true);
+    assert.equal(port.apiCallsForRun('r_too_big').length, 0);
+  });
+
+  it('untilAnswered: rides out more 503s than the retry policy allows, but gives up on repeated 500s', async () => {
+    const api = client();
+    port.failNext('PATCH /v1/actions/runs/:runId', 6, { status: 503 });
+    const answered = await api.call('PATCH', '/v1/actions/runs/r_outage', 'PATCH /v1/actions/runs/:runId', { status: 'SUCCESS' }, {}, { untilAnswered: true, priority: 'final' });
+    assert.equal(answered.ok, true);
+    assert.equal(port.apiCallsForRun('r_outage').length, 7);
+    port.failNext('PATCH /v1/actions/runs/:runId', 10, { status: 500 });
+    const broken = await api.call('PATCH', '/v1/actions/runs/r_broken', 'PATCH /v1/actions/runs/:runId', { status: 'SUCCESS' }, {}, { untilAnswered: true, priority: 'final' });
+    assert.equal(broken.ok ? 0 : broken.status, 500);
+    assert.equal(port.apiCallsForRun('r_broken').length, 4, 'the first attempt and the policy’s three retries');
+  });
+
+  it('gives up at once on bad credentials even for a report that must not be lost', async () => {
+    const api = client('another-wrong-secret');
+    const result = await api.call(...log('r_bad_credentials_report'), {}, { untilAnswered: true, priority: 'final' });
+    assert.equal(result.ok ? 0 : result.status, 401);
+    assert.equal(result.ok ? false : result.isPermanent, true);
   });
 });

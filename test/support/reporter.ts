@@ -22,6 +22,7 @@ export interface TestPortClientOptions {
   maxSockets?: number;
   now?: PortClientDeps['now'];
   retryPolicy?: PortClientDeps['retryPolicy'];
+  outageMaxBackoffMs?: number;
 }
 
 export function testPortClient(port: Pick<PortStandIn, 'url' | 'clientId' | 'clientSecret'>, options: TestPortClientOptions): { client: PortClient; budget: PortBudget } {
@@ -34,6 +35,7 @@ export function testPortClient(port: Pick<PortStandIn, 'url' | 'clientId' | 'cli
     budget,
     ...(options.now ? { now: options.now } : {}),
     ...(options.retryPolicy ? { retryPolicy: options.retryPolicy } : {}),
+    ...(options.outageMaxBackoffMs === undefined ? {} : { outageMaxBackoffMs: options.outageMaxBackoffMs }),
   });
   return { client, budget };
 }
