@@ -8,8 +8,12 @@
  *   baseline, on fewer runs: one at a time it would take minutes).
  * - Agent CPU time per run over the throughput window, from /proc (user + system).
  * - Added latency, produce to the target receiving the request, at a steady rate on partition 0.
- * - Port API calls per run against SPEC §7, token requests over the whole benchmark.
+ * - Port API calls per run against SPEC §7, token requests of the two loopback agents.
  * - Peak RSS of the agent (VmHWM).
+ * - Throughput and added latency again with Port 80 ms away (a stand-in that answers late): what
+ *   Port's distance costs once reporting is off the delivery path.
+ * - A burst of 300 runs at Port's rate (500 calls per 10 s), with `AGENT_RUN_LOGS=all` and then
+ *   `minimal`: every run reported, 429s, and the time against spending the budget without a gap.
  *
  * The agent logs at INFO, what operators run, so logging counts in its CPU time. Linux only
  * (/proc). `BENCH_AGENT_PROFILE=<dir>` also writes the main agent's V8 CPU profile there and prints
@@ -28,7 +32,7 @@ import { disconnectKafkaClients, produce } from '../test/support/kafka.js';
 import type { TestMessage } from '../test/support/kafka.js';
 import { actionRunMessage, signed } from '../test/support/messages.js';
 import { startPortStandIn } from '../test/support/port-stand-in.js';
-import type { PortStandIn } from '../test/support/port-stand-in.js';
+import type { PortStandIn, RateLimit, RecordedCall } from '../test/support/port-stand-in.js';
 import { waitFor } from '../test/support/wait.js';
 import { startWebhookTarget } from '../test/support/webhook-target.js';
 import type { WebhookTarget } from '../test/support/webhook-target.js';
@@ -60,11 +64,23 @@ const PRODUCE_BATCH_SIZE = 500;
 const COMPLETION_START_SLACK_MS = 60_000;
 const COMPLETION_BUDGET_PER_RUN_MS = 250;
 const POLL_INTERVAL_MS = 20;
+// A run's final status comes by a status patch, or on its last run-log line as `terminationStatus`.
 const STATUS_ROUTE = 'PATCH /v1/actions/runs/:runId';
-// SPEC §7 for a synchronous run answered 200 with a JSON body: 7 run logs (received, preparing,
-// sending, completed, reporting the response, response reported, finished), the response patch
-// and the status patch.
-const EXPECTED_CALLS_PER_RUN = 9;
+const LOG_ROUTE = 'POST /v1/actions/runs/:runId/logs';
+// SPEC §7 for a synchronous run answered 200 with a JSON body, AGENT_RUN_LOGS=all: 7 run logs
+// (received, preparing, sending, completed, reporting the response, response reported, finished)
+// and the response patch; SUCCESS rides on the finished line instead of a status patch of its own.
+const EXPECTED_CALLS_PER_RUN = 8;
+// Port across a network (another region, a proxy): every answer arrives this much later.
+const FAR_PORT_DELAY_MS = 80;
+// Port's rate, 50 calls/s (15,000 per 5 minutes), in 10 s windows so that a burst spans several
+// windows within the benchmark's time.
+const PORT_RATE_LIMIT: RateLimit = { limit: 500, periodSeconds: 10 };
+const BURST_RUNS = 300;
+// The burst agents' warm-up spends Port's budget as well: a few runs get the agent on its feet
+// (token, consumer group, connections) without taking much of the window the burst starts in.
+const BURST_WARMUP_RUNS = 5;
+const BURST_RUN_LOGS_MODES = ['all', 'minimal'] as const;
 const BYTES_PER_MB = 1_000_000;
 const PROFILE_TOP_ENTRIES = 12;
 const STDERR_TAIL_CHARS = 2_000;
@@ -78,13 +94,30 @@ const GOALS = {
   latencyP99Ms: 50,
   maxTokenRequests: 2,
   peakRssMb: 150,
+  farPortLatencyP50Ms: 20,
+  farPortLatencyP99Ms: 60,
+  /** Runs/s with Port far away, as a share of the loopback runs/s of the same benchmark run. */
+  farPortShareOfLoopbackRunsPerSecond: 0.6,
+  burstMaxRateLimitedPercent: 1,
+  /** Burst time over the ideal: every call made, one after the other at Port's rate. */
+  burstMaxTimeOverIdeal: 1.15,
 } as const;
 
-/** The parts of the benchmark every scenario uses. */
+/** The parts of the benchmark every scenario uses; `port` is the stand-in the scenario's agent calls. */
 interface Bench {
   broker: Broker;
   port: PortStandIn;
   target: WebhookTarget;
+}
+
+/** One Port stand-in per kind of Port, so that each scenario's calls and tokens are counted apart. */
+interface Ports {
+  /** On loopback, answering at once, no rate limit: the reference figures. */
+  loopback: PortStandIn;
+  /** Answering `FAR_PORT_DELAY_MS` late, no rate limit. */
+  far: PortStandIn;
+  /** Answering at once, within `PORT_RATE_LIMIT`. */
+  limited: PortStandIn;
 }
 
 /** An agent process under measurement. */
@@ -118,6 +151,8 @@ interface CoreLoad {
 
 interface ThroughputResult {
   runIds: string[];
+  /** Runs whose final status Port accepted: all of them, unless the wait was allowed to miss some. */
+  reported: number;
   runsPerSecond: number;
   cpuMsPerRun: number;
   windowMs: number;
@@ -156,10 +191,22 @@ async function produceInBatches(brokers: string[], topic: string, runs: BenchRun
 }
 
 /**
- * When each run's status report reached the stand-in. Reads only the calls recorded since the last
- * poll: scanning all of them (tens of thousands) every few ms would load the machine being measured.
+ * The final status a call gave its run, if any: a status patch's `status`, or the `terminationStatus`
+ * of a run-log line. Only a call Port accepted counts: a 429 reported nothing.
  */
-function createStatusReports(port: PortStandIn): { reportedAt: Map<string, number>; poll(): void } {
+function finalStatusOf(call: RecordedCall): string | undefined {
+  if (call.status === undefined || call.status >= 400) return undefined;
+  const body = call.body as { status?: unknown; terminationStatus?: unknown } | undefined;
+  const status = call.route === STATUS_ROUTE ? body?.status : call.route === LOG_ROUTE ? body?.terminationStatus : undefined;
+  return typeof status === 'string' ? status : undefined;
+}
+
+/**
+ * When each of `runIds` got its final status at the stand-in. Reads only the calls recorded since the
+ * last poll: scanning all of them (tens of thousands) every few ms would load the machine being measured.
+ */
+function createStatusReports(port: PortStandIn, runIds: string[]): { reportedAt: Map<string, number>; poll(): void } {
+  const measured = new Set(runIds);
   const reportedAt = new Map<string, number>();
   let scanned = 0;
   return {
@@ -168,26 +215,43 @@ function createStatusReports(port: PortStandIn): { reportedAt: Map<string, numbe
       for (; scanned < port.calls.length; scanned += 1) {
         const call = port.calls[scanned];
         const runId = call?.params.runId;
-        if (call?.route === STATUS_ROUTE && runId !== undefined && !reportedAt.has(runId)) reportedAt.set(runId, call.at);
+        if (call === undefined || runId === undefined || !measured.has(runId) || reportedAt.has(runId)) continue;
+        if (finalStatusOf(call) !== undefined) reportedAt.set(runId, call.at);
       }
     },
   };
 }
 
-async function waitForStatusReports(bench: Bench, agent: MeasuredAgent, runIds: string[], description: string): Promise<Map<string, number>> {
-  const reports = createStatusReports(bench.port);
-  await waitFor(
-    () => {
-      agent.assertRunning();
-      reports.poll();
-      return runIds.every((runId) => reports.reportedAt.has(runId));
-    },
-    {
-      timeoutMs: COMPLETION_START_SLACK_MS + runIds.length * COMPLETION_BUDGET_PER_RUN_MS,
-      intervalMs: POLL_INTERVAL_MS,
-      description: `the status reports of ${description}`,
-    },
-  );
+/**
+ * Waits for the final status of every run. With `mayMiss`, runs still without one at the deadline
+ * are an outcome to print (the burst's "every run reported"), not the end of the benchmark.
+ */
+async function waitForStatusReports(
+  bench: Bench,
+  agent: MeasuredAgent,
+  runIds: string[],
+  description: string,
+  mayMiss = false,
+): Promise<Map<string, number>> {
+  const reports = createStatusReports(bench.port, runIds);
+  try {
+    await waitFor(
+      () => {
+        agent.assertRunning();
+        reports.poll();
+        return reports.reportedAt.size === runIds.length;
+      },
+      {
+        timeoutMs: COMPLETION_START_SLACK_MS + runIds.length * COMPLETION_BUDGET_PER_RUN_MS,
+        intervalMs: POLL_INTERVAL_MS,
+        description: `the final statuses of ${description}`,
+      },
+    );
+  } catch (error) {
+    // An agent that exited is never an outcome: its runs would only be missing.
+    agent.assertRunning();
+    if (!mayMiss) throw error;
+  }
   return reports.reportedAt;
 }
 
@@ -214,21 +278,25 @@ function monotonicNowUs(): number {
   return Number(process.hrtime.bigint() / 1000n);
 }
 
-/** Produces all runs to one partition, then times from the first produce to the last status report. */
-async function measureThroughput(bench: Bench, agent: MeasuredAgent, runs: number): Promise<ThroughputResult> {
+/**
+ * Produces all runs to one partition, then times from the first produce to the last final status
+ * (with runs missing, `mayMiss`, to when the wait gave up).
+ */
+async function measureThroughput(bench: Bench, agent: MeasuredAgent, runs: number, mayMiss = false): Promise<ThroughputResult> {
   const measured = benchRuns(bench, `${agent.setup.orgId}_throughput`, runs);
   const runIds = measured.map((run) => run.runId);
   const before = cpuSnapshot(bench, agent.pid);
   const monotonicStartUs = monotonicNowUs();
   const firstProducedAt = Date.now();
   await produceInBatches(bench.broker.brokers, agent.setup.runsTopic, measured);
-  const reportedAt = await waitForStatusReports(bench, agent, runIds, `${runs} runs`);
+  const reportedAt = await waitForStatusReports(bench, agent, runIds, `${runs} runs`, mayMiss);
   const after = cpuSnapshot(bench, agent.pid);
-  const lastReportedAt = Math.max(...reportedAt.values());
+  const lastReportedAt = reportedAt.size === runs ? Math.max(...reportedAt.values()) : Date.now();
   const windowMs = lastReportedAt - firstProducedAt;
   return {
     runIds,
-    runsPerSecond: (runs * 1000) / windowMs,
+    reported: reportedAt.size,
+    runsPerSecond: (reportedAt.size * 1000) / windowMs,
     cpuMsPerRun: (after.agentMs - before.agentMs) / runs,
     windowMs,
     load: coreLoad(before, after),
@@ -299,14 +367,13 @@ function callsPerRun(port: PortStandIn, runIds: string[]): { average: number; mi
   };
 }
 
-/** Runs whose status patch said SUCCESS: a benchmark of failing runs would measure the wrong path. */
+/** Runs whose final status was SUCCESS: a benchmark of failing runs would measure the wrong path. */
 function successfulRuns(port: PortStandIn, runIds: string[]): number {
   const measured = new Set(runIds);
   const succeeded = new Set<string>();
   for (const call of port.calls) {
     const runId = call.params.runId;
-    const body = call.body as { status?: unknown } | undefined;
-    if (call.route === STATUS_ROUTE && runId !== undefined && measured.has(runId) && body?.status === 'SUCCESS') succeeded.add(runId);
+    if (runId !== undefined && measured.has(runId) && finalStatusOf(call) === 'SUCCESS') succeeded.add(runId);
   }
   return succeeded.size;
 }
@@ -322,17 +389,18 @@ function agentEnv(extra: Record<string, string>): Record<string, string> {
 }
 
 /**
- * Starts an agent on a fresh org (fresh topics and group), lets it handle the warm-up runs, gives
- * it to `measure`, and stops it whatever happens.
+ * Starts an agent on a fresh org (fresh topics and group), lets it handle `warmUpCount` warm-up
+ * runs, gives it to `measure`, and stops it whatever happens.
  */
 async function withWarmAgent<T>(
   bench: Bench,
   extra: Record<string, string>,
   measure: (agent: MeasuredAgent) => Promise<T>,
+  warmUpCount: number = WARMUP_RUNS,
 ): Promise<{ result: T; exit: AgentExit; pid: number }> {
   const setup = agentSetup(bench.broker, bench.port, agentEnv(extra));
   // Produced before the agent starts, the warm-up runs also create the topic it is assigned.
-  const warmUpRuns = benchRuns(bench, `${setup.orgId}_warmup`, WARMUP_RUNS);
+  const warmUpRuns = benchRuns(bench, `${setup.orgId}_warmup`, warmUpCount);
   await produceInBatches(bench.broker.brokers, setup.runsTopic, warmUpRuns);
   const agentProcess = await startConsumingAgent(setup);
   let exit: AgentExit | undefined;
@@ -349,7 +417,7 @@ async function withWarmAgent<T>(
         if (exit !== undefined) throw new Error(`The agent exited during the benchmark (${JSON.stringify(exit)}): ${agentProcess.stderr().slice(-STDERR_TAIL_CHARS)}`);
       },
     };
-    await waitForStatusReports(bench, agent, warmUpRuns.map((run) => run.runId), `${WARMUP_RUNS} warm-up runs`);
+    await waitForStatusReports(bench, agent, warmUpRuns.map((run) => run.runId), `${warmUpCount} warm-up runs`);
     const result = await measure(agent);
     return { result, exit: await agentProcess.stop(), pid };
   } finally {
@@ -363,27 +431,49 @@ interface OneInFlightResult {
   peakRssBytes: number;
 }
 
-interface MainAgentResult {
+interface AgentFigures {
   throughput: ThroughputResult;
   latency: LatencyResult;
   peakRssBytes: number;
+}
+
+interface MainAgentResult extends AgentFigures {
   profile: ProfileSummary | undefined;
 }
 
-/** The agent as operators run it (default concurrency): throughput and CPU, then latency. */
-async function benchMainAgent(bench: Bench, profileDirectory: string | undefined): Promise<MainAgentResult> {
-  const extra: Record<string, string> = {};
+/** What a burst at Port's rate limit cost, for one `AGENT_RUN_LOGS` mode. */
+interface BurstResult {
+  mode: (typeof BURST_RUN_LOGS_MODES)[number];
+  reported: number;
+  /** Every Port call from the first produce to the last final status, control calls and 429s included. */
+  calls: number;
+  rateLimited: number;
+  totalMs: number;
+}
+
+/** The main agents' settings: the defaults, or the `AGENT_MAX_IN_FLIGHT` of the environment. */
+function mainAgentEnv(): Record<string, string> {
   const maxInFlight = process.env.AGENT_MAX_IN_FLIGHT;
-  if (maxInFlight !== undefined) extra.AGENT_MAX_IN_FLIGHT = maxInFlight;
-  if (profileDirectory !== undefined) {
-    extra.NODE_OPTIONS = `--import ${PROFILER_PRELOAD.href}`;
-    extra.BENCH_AGENT_PROFILE_DIR = profileDirectory;
-  }
-  const { result, exit, pid } = await withWarmAgent(bench, extra, async (agent) => {
+  return maxInFlight === undefined ? {} : { AGENT_MAX_IN_FLIGHT: maxInFlight };
+}
+
+/** Throughput and CPU, then latency, of one agent on a warm start. */
+function benchFigures(bench: Bench, extra: Record<string, string>): Promise<{ result: AgentFigures; exit: AgentExit; pid: number }> {
+  return withWarmAgent(bench, extra, async (agent) => {
     const throughput = await measureThroughput(bench, agent, THROUGHPUT_RUNS);
     const latency = await measureLatency(bench, agent);
     return { throughput, latency, peakRssBytes: peakRssBytes(agent.pid) };
   });
+}
+
+/** The agent as operators run it (default concurrency), Port on loopback. */
+async function benchMainAgent(bench: Bench, profileDirectory: string | undefined): Promise<MainAgentResult> {
+  const extra = mainAgentEnv();
+  if (profileDirectory !== undefined) {
+    extra.NODE_OPTIONS = `--import ${PROFILER_PRELOAD.href}`;
+    extra.BENCH_AGENT_PROFILE_DIR = profileDirectory;
+  }
+  const { result, exit, pid } = await benchFigures(bench, extra);
   if (profileDirectory === undefined) return { ...result, profile: undefined };
   // The preload writes the profile as the process exits normally.
   if (exit.code !== 0) throw new Error(`The profiled agent did not exit cleanly: ${JSON.stringify(exit)}`);
@@ -398,10 +488,39 @@ async function benchOneInFlight(bench: Bench): Promise<OneInFlightResult> {
   return result;
 }
 
+/** The main agent's figures with Port far away (`bench.port` answering late). */
+async function benchFarPort(bench: Bench): Promise<AgentFigures> {
+  return (await benchFigures(bench, mainAgentEnv())).result;
+}
+
+/**
+ * `BURST_RUNS` runs at once against Port's rate limit (`bench.port` enforcing it), on a fresh
+ * agent in `mode`. Runs still unreported when the wait gives up are counted, not fatal.
+ */
+async function benchBurst(bench: Bench, mode: BurstResult['mode']): Promise<BurstResult> {
+  const { result } = await withWarmAgent(
+    bench,
+    { AGENT_RUN_LOGS: mode },
+    async (agent) => {
+      const [callsBefore, rateLimitedBefore] = [bench.port.calls.length, bench.port.rateLimitedCalls()];
+      const throughput = await measureThroughput(bench, agent, BURST_RUNS, true);
+      return {
+        mode,
+        reported: throughput.reported,
+        calls: bench.port.calls.length - callsBefore,
+        rateLimited: bench.port.rateLimitedCalls() - rateLimitedBefore,
+        totalMs: throughput.windowMs,
+      };
+    },
+    BURST_WARMUP_RUNS,
+  );
+  return result;
+}
+
 const formatNumber = (value: number, digits: number): string =>
   value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
 
-function resultRows(main: MainAgentResult, oneInFlight: OneInFlightResult, bench: Bench): Row[] {
+function mainRows(main: MainAgentResult, oneInFlight: OneInFlightResult, bench: Bench): Row[] {
   const { throughput, latency } = main;
   const speedUp = throughput.runsPerSecond / oneInFlight.throughput.runsPerSecond;
   const calls = callsPerRun(bench.port, throughput.runIds);
@@ -447,13 +566,13 @@ function resultRows(main: MainAgentResult, oneInFlight: OneInFlightResult, bench
       isPass: latency.p99Ms <= GOALS.latencyP99Ms,
     },
     {
-      figure: 'Port API calls per run (as the official agent: 7 logs + response + status)',
+      figure: 'Port API calls per run (7 logs + response, SUCCESS on the last log; official: 9)',
       measured: `${formatNumber(calls.average, 2)} (min ${calls.min}, max ${calls.max})`,
       goal: `= ${EXPECTED_CALLS_PER_RUN}`,
       isPass: calls.min === EXPECTED_CALLS_PER_RUN && calls.max === EXPECTED_CALLS_PER_RUN,
     },
     {
-      figure: 'token requests, whole benchmark (2 agent processes)',
+      figure: 'token requests, loopback Port (main and baseline agents)',
       measured: String(tokens),
       goal: `≤ ${GOALS.maxTokenRequests}`,
       isPass: tokens <= GOALS.maxTokenRequests,
@@ -469,6 +588,74 @@ function resultRows(main: MainAgentResult, oneInFlight: OneInFlightResult, bench
       measured: `${formatNumber(succeeded, 0)} / ${formatNumber(THROUGHPUT_RUNS, 0)}`,
       goal: 'all',
       isPass: succeeded === THROUGHPUT_RUNS,
+    },
+  ];
+}
+
+/** The main figures again with Port far away; runs/s against the loopback runs/s of this run. */
+function farPortRows(far: AgentFigures, main: MainAgentResult): Row[] {
+  const prefix = `Port ${FAR_PORT_DELAY_MS} ms away:`;
+  const share = far.throughput.runsPerSecond / main.throughput.runsPerSecond;
+  const minRunsPerSecond = GOALS.farPortShareOfLoopbackRunsPerSecond * main.throughput.runsPerSecond;
+  return [
+    {
+      figure: `${prefix} runs/s, ${formatNumber(THROUGHPUT_RUNS, 0)} sync runs`,
+      measured: `${formatNumber(far.throughput.runsPerSecond, 1)} (${formatNumber(far.throughput.windowMs / 1000, 2)} s; ${formatNumber(share, 2)}× loopback)`,
+      goal: `≥ ${GOALS.farPortShareOfLoopbackRunsPerSecond}× loopback (${formatNumber(minRunsPerSecond, 1)})`,
+      isPass: share >= GOALS.farPortShareOfLoopbackRunsPerSecond,
+    },
+    {
+      figure: `${prefix} added latency p50, ${LATENCY_RUNS_PER_SECOND} runs/s`,
+      measured: `${formatNumber(far.latency.p50Ms, 0)} ms`,
+      goal: `≤ ${GOALS.farPortLatencyP50Ms} ms`,
+      isPass: far.latency.p50Ms <= GOALS.farPortLatencyP50Ms,
+    },
+    {
+      figure: `${prefix} added latency p99 (max ${formatNumber(far.latency.maxMs, 0)} ms)`,
+      measured: `${formatNumber(far.latency.p99Ms, 0)} ms`,
+      goal: `≤ ${GOALS.farPortLatencyP99Ms} ms`,
+      isPass: far.latency.p99Ms <= GOALS.farPortLatencyP99Ms,
+    },
+  ];
+}
+
+/**
+ * A burst's figures. The ideal time is every call made, one after the other at Port's average
+ * rate. Windows are aligned to the epoch, so the burst starts part-way into one: the agent beats
+ * the ideal by what that window still had beyond 50 calls/s of its remaining time.
+ */
+function burstRows(burst: BurstResult): Row[] {
+  const prefix = `burst of ${BURST_RUNS}, AGENT_RUN_LOGS=${burst.mode}:`;
+  const callsPerSecond = PORT_RATE_LIMIT.limit / PORT_RATE_LIMIT.periodSeconds;
+  const idealMs = (burst.calls * 1000) / callsPerSecond;
+  const rateLimitedPercent = (burst.rateLimited * 100) / burst.calls;
+  const isComplete = burst.reported === BURST_RUNS;
+  return [
+    {
+      figure: `${prefix} runs with a final status`,
+      measured: `${burst.reported} / ${BURST_RUNS}`,
+      goal: 'all',
+      isPass: isComplete,
+    },
+    {
+      figure: `${prefix} Port calls made`,
+      measured: `${formatNumber(burst.calls, 0)} (${formatNumber(burst.calls / BURST_RUNS, 2)} per run)`,
+      goal: '—',
+      isPass: undefined,
+    },
+    {
+      figure: `${prefix} calls answered 429`,
+      measured: `${formatNumber(rateLimitedPercent, 2)} % (${burst.rateLimited})`,
+      goal: `≤ ${GOALS.burstMaxRateLimitedPercent} %`,
+      isPass: rateLimitedPercent <= GOALS.burstMaxRateLimitedPercent,
+    },
+    {
+      figure: `${prefix} first produce → last final status`,
+      measured:
+        `${formatNumber(burst.totalMs / 1000, 1)} s${isComplete ? '' : ' (gave up)'}; ideal ${formatNumber(idealMs / 1000, 1)} s ` +
+        `(calls ÷ ${callsPerSecond}/s), ${formatNumber(burst.totalMs / idealMs, 2)}×`,
+      goal: `≤ ${GOALS.burstMaxTimeOverIdeal}× ideal`,
+      isPass: isComplete && burst.totalMs <= GOALS.burstMaxTimeOverIdeal * idealMs,
     },
   ];
 }
@@ -533,21 +720,34 @@ function printHeader(): void {
       `produced ${PRODUCE_BATCH_SIZE} per call (latency: one per call); ${WARMUP_RUNS} warm-up runs per agent first; LOG_LEVEL=INFO; KAFKA_CONSUMER_FETCH_MAX_WAIT_MS=${FETCH_MAX_WAIT_MS}; ` +
       `AGENT_MAX_IN_FLIGHT=${process.env.AGENT_MAX_IN_FLIGHT ?? 'default'} (main agent)`,
   );
+  console.log(
+    `then the main agent's figures with Port answering ${FAR_PORT_DELAY_MS} ms late; then ${BURST_RUNS} runs at once against Port's rate limit ` +
+      `(${PORT_RATE_LIMIT.limit} calls per ${PORT_RATE_LIMIT.periodSeconds} s, windows aligned to the epoch), AGENT_RUN_LOGS=${BURST_RUN_LOGS_MODES.join(', then ')}`,
+  );
 }
 
-async function startBench(): Promise<Bench> {
+async function startPorts(): Promise<Ports> {
+  const [loopback, far, limited] = await Promise.all([
+    startPortStandIn(),
+    startPortStandIn({ answerDelayMs: FAR_PORT_DELAY_MS }),
+    startPortStandIn({ rateLimit: PORT_RATE_LIMIT }),
+  ]);
+  return { loopback, far, limited };
+}
+
+/** The broker and the target, with the loopback Port; every stand-in shares the client secret the target checks. */
+async function startBench(ports: Ports): Promise<Bench> {
   const broker = await startBroker();
-  const port = await startPortStandIn();
   const target = await startWebhookTarget({
-    secret: port.clientSecret,
+    secret: ports.loopback.clientSecret,
     respond: () => ({ status: 200, body: { deployed: true }, delayMs: TARGET_LATENCY_MS }),
   });
-  return { broker, port, target };
+  return { broker, port: ports.loopback, target };
 }
 
-async function stopBench(bench: Bench): Promise<void> {
+async function stopBench(bench: Bench, ports: Ports): Promise<void> {
   await disconnectKafkaClients();
-  await Promise.allSettled([bench.target.close(), bench.port.close()]);
+  await Promise.allSettled([bench.target.close(), ...Object.values(ports).map((port) => port.close())]);
   await bench.broker.stop();
 }
 
@@ -558,18 +758,27 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => 
 const profileDirectory = process.env.BENCH_AGENT_PROFILE === undefined ? undefined : resolve(process.env.BENCH_AGENT_PROFILE);
 if (profileDirectory !== undefined) mkdirSync(profileDirectory, { recursive: true });
 printHeader();
-const bench = await startBench();
+const ports = await startPorts();
+const bench = await startBench(ports);
 try {
   console.log(`\nmain agent: ${WARMUP_RUNS} warm-up runs, ${formatNumber(THROUGHPUT_RUNS, 0)} runs for throughput, ${LATENCY_RUNS} runs at ${LATENCY_RUNS_PER_SECOND} runs/s for latency…`);
   const main = await benchMainAgent(bench, profileDirectory);
-  console.log(`baseline agent (AGENT_MAX_IN_FLIGHT=1): ${WARMUP_RUNS} warm-up runs, ${BASELINE_RUNS} runs…\n`);
+  console.log(`baseline agent (AGENT_MAX_IN_FLIGHT=1): ${WARMUP_RUNS} warm-up runs, ${BASELINE_RUNS} runs…`);
   const oneInFlight = await benchOneInFlight(bench);
-  printTable(resultRows(main, oneInFlight, bench));
+  console.log(`agent with Port ${FAR_PORT_DELAY_MS} ms away: as the main agent…`);
+  const far = await benchFarPort({ ...bench, port: ports.far });
+  const bursts: BurstResult[] = [];
+  for (const mode of BURST_RUN_LOGS_MODES) {
+    console.log(`agent with AGENT_RUN_LOGS=${mode} at Port's rate limit: ${BURST_WARMUP_RUNS} warm-up runs, ${BURST_RUNS} runs at once…`);
+    bursts.push(await benchBurst({ ...bench, port: ports.limited }, mode));
+  }
+  console.log('');
+  printTable([...mainRows(main, oneInFlight, bench), ...farPortRows(far, main), ...bursts.flatMap(burstRows)]);
   printLoad(main.throughput.load);
   if (main.profile !== undefined) printProfile(main.profile);
 } catch (error) {
   console.error(`\nThe benchmark could not run: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
   process.exitCode = 1;
 } finally {
-  await stopBench(bench);
+  await stopBench(bench, ports);
 }
