@@ -22,8 +22,21 @@ export function cutText(text: string, maxChars: number = MAX_REPORTED_TEXT_CHARS
   return `${text.slice(0, end)}… [cut by the agent: ${text.length} characters in all]`;
 }
 
-/** The response body as it can be reported: itself, or a note with its size when too large. */
-export function reportableResponse(body: unknown): unknown {
+/**
+ * Most responses are small: from the length of the text they were parsed from, their JSON cannot
+ * come near the limit (at most 3 UTF-8 bytes a character, each escaped to at most 6), and the
+ * body is not serialised once more just to be measured.
+ */
+function surelyFits(sourceTextLength: number | undefined): boolean {
+  return sourceTextLength !== undefined && sourceTextLength * 18 + 2 <= MAX_REPORTED_RESPONSE_BYTES;
+}
+
+/**
+ * The response body as it can be reported: itself, or a note with its size when too large.
+ * `sourceTextLength`: the length of the text the body came from, when known.
+ */
+export function reportableResponse(body: unknown, sourceTextLength?: number): unknown {
+  if (surelyFits(sourceTextLength)) return body;
   const json = JSON.stringify(body);
   const bytes = json === undefined ? 0 : Buffer.byteLength(json);
   if (bytes <= MAX_REPORTED_RESPONSE_BYTES) return body;

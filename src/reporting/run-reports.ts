@@ -84,10 +84,10 @@ function hasPatchOnlyOverrides(overrides: ReportOverrides): boolean {
 }
 
 /** A node-run result whose response data is too large for Port carries a note instead. */
-function withReportableOutput(patch: Record<string, unknown> | undefined): Record<string, unknown> | undefined {
+function withReportableOutput(patch: Record<string, unknown> | undefined, sourceTextLength: number): Record<string, unknown> | undefined {
   const output = patch?.output as { response?: { status: number; data: unknown } } | undefined;
   if (patch === undefined || output?.response === undefined) return patch;
-  return { ...patch, output: { ...output, response: { ...output.response, data: reportableResponse(output.response.data) } } };
+  return { ...patch, output: { ...output, response: { ...output.response, data: reportableResponse(output.response.data, sourceTextLength) } } };
 }
 
 export function createRunReports(run: RunRef, deps: RunReportsDeps): RunReports {
@@ -183,8 +183,9 @@ export function createRunReports(run: RunRef, deps: RunReportsDeps): RunReports 
     return call('PATCH', `/v1/workflows/nodes/runs/${encodedId}`, ROUTES.nodePatch, patch, 'final');
   }
 
-  async function reportResponse(body: unknown): Promise<PortCallResult> {
-    return call('PATCH', `/v1/actions/runs/${encodedId}/response`, ROUTES.actionResponse, { response: reportableResponse(body) }, 'response');
+  /** `sourceTextLength`: the length of the service's response text the body came from. */
+  async function reportResponse(body: unknown, sourceTextLength: number): Promise<PortCallResult> {
+    return call('PATCH', `/v1/actions/runs/${encodedId}/response`, ROUTES.actionResponse, { response: reportableResponse(body, sourceTextLength) }, 'response');
   }
 
   /** `all`: the status patch, and the official line when Port refused it. */
@@ -209,7 +210,7 @@ export function createRunReports(run: RunRef, deps: RunReportsDeps): RunReports 
       await line(outcomeLine, 'log');
       if (plan.runResponse !== undefined) {
         await info(RUN_LOG.reportingResponse);
-        const result = await reportResponse(plan.runResponse);
+        const result = await reportResponse(plan.runResponse, response.text.length);
         if (isGone) return;
         await info(result.ok ? RUN_LOG.responseReported : RUN_LOG.responseNotReported(result.status, detail(result.text)));
       }
@@ -218,7 +219,7 @@ export function createRunReports(run: RunRef, deps: RunReportsDeps): RunReports 
       if (succeeded && !isGone) await line(RUN_LOG.actionFinished, 'final', termination);
       return;
     }
-    if (plan.runResponse !== undefined) await reportResponse(plan.runResponse);
+    if (plan.runResponse !== undefined) await reportResponse(plan.runResponse, response.text.length);
     if (isGone) return;
     if (runLogs === 'none') {
       if (plan.statusPatch !== undefined) await patchAction(plan.statusPatch);
@@ -236,7 +237,7 @@ export function createRunReports(run: RunRef, deps: RunReportsDeps): RunReports 
 
   async function nodeRunResponded(response: DeliveryResponse): Promise<void> {
     const succeeded = isSuccessStatus(response.status);
-    const patch = withReportableOutput(planNodeRunReport(run.synchronized, response));
+    const patch = withReportableOutput(planNodeRunReport(run.synchronized, response), response.text.length);
     if (runLogs === 'all') await line(succeeded ? RUN_LOG.invocationSucceeded(response.status) : RUN_LOG.invocationFailed(response.status, detail(response.text)), 'log');
     if (runLogs === 'minimal') await line(summaryLine(`the service answered ${response.status}`), patch === undefined ? 'final' : 'log');
     if (patch !== undefined && !isGone) await patchNode(patch);
