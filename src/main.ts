@@ -322,7 +322,8 @@ export async function runAgent(): Promise<number> {
     return configFailure(new ConfigError(`Invalid configuration: HEALTH_PORT ${config.healthPort} cannot be used: ${describeError(error)}`, { variable: 'HEALTH_PORT' }));
   }
 
-  await reporter.announceStreamer(config.streamerName, logger);
+  // A stop signal does not wait for the announcement: Port may not answer at all.
+  await Promise.race([reporter.announceStreamer(config.streamerName, logger), exit]);
   if (!isStopping) {
     try {
       source = config.streamerName === 'POLLING' ? createPolling(config, port, reporter, awaitingReports, logger, giveUp) : await createSource(config, port, awaitingReports, ca, logger);

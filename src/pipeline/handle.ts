@@ -73,13 +73,17 @@ export function createMessageHandler(deps: HandlerDeps): MessageHandler {
     accepted.reports.failed(summary);
   }
 
-  /** A message we cannot read: log with its location, and report FAILURE when a run id is visible. */
+  /**
+   * A message we cannot read: log with its location, and report FAILURE when a run id is visible.
+   * `logger` is the message's, without a run id: the one the error found is added here.
+   */
   function unreadable(error: MessageError, role: TopicRole, logger: Logger, accepted: Accepted): HandleOutcome {
     const runId = error.runId;
-    logger.warn({ runId, err: error.message }, 'message dropped: it cannot be read');
+    const runLogger = runId === undefined ? logger : logger.child({ runId });
+    runLogger.warn({ err: error.message }, 'message dropped: it cannot be read');
     if (role === 'runs' && runId !== undefined) {
       const run: RunRef = { kind: runId.startsWith('wfnr_') ? 'node-run' : 'action-run', runId, synchronized: false };
-      reportFailure(accepted, run, failureSummary(error), logger);
+      reportFailure(accepted, run, failureSummary(error), runLogger);
       return 'failed';
     }
     return 'dropped';
@@ -151,7 +155,7 @@ export function createMessageHandler(deps: HandlerDeps): MessageHandler {
     try {
       invocationMethod = readInvocationMethod(rawInvocationMethod, message.role, runId);
     } catch (error) {
-      if (error instanceof MessageError) return unreadable(error, message.role, runLogger, accepted);
+      if (error instanceof MessageError) return unreadable(error, message.role, logger, accepted);
       throw error;
     }
     const run = runRefFor(invocationKind, runId, invocationMethod.synchronized);
@@ -259,10 +263,10 @@ export function createMessageHandler(deps: HandlerDeps): MessageHandler {
       // A defect in the agent: log everything, never block the partition on it, and never leave
       // an accepted run in progress (SPEC §7).
       logger.error({ runId: accepted.run?.runId, err: describeError(error), stack: error instanceof Error ? error.stack : undefined }, 'message handling failed unexpectedly');
-      if (accepted.run) reportFailure(accepted, accepted.run, failureSummary(error), logger);
+      if (accepted.run) reportFailure(accepted, accepted.run, failureSummary(error), logger.child({ runId: accepted.run.runId }));
       outcome = 'failed';
     }
     // The message may be committed once Port has the run's final report (or refused it for good).
-    return { outcome, reported: accepted.reports?.settled() ?? Promise.resolve() };
+    return { outcome, reported: accepted.reports?.settled() };
   };
 }

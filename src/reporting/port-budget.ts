@@ -102,6 +102,8 @@ export function createPortBudget(deps: PortBudgetDeps): PortBudget {
   let blindBackoffMs = BLIND_BACKOFF_MIN_MS;
   let timer: NodeJS.Timeout | undefined;
   let shortSinceMs: number | undefined;
+  /** While short: since when no call has waited. The shortage ends after a quiet second. */
+  let quietSinceMs: number | undefined;
   let relief: { promise: Promise<void>; resolve: () => void } | undefined;
 
   const waitingCount = (): number => [...queues.values()].reduce((total, queue) => total + queue.length, 0);
@@ -138,7 +140,7 @@ export function createPortBudget(deps: PortBudgetDeps): PortBudget {
     return own;
   }
 
-  /** When the next call may go; Infinity-free: an exhausted budget waits for its reset. */
+  /** When the next call may go: never "never" — an exhausted budget waits for its reset. */
   function nextSlotAtMs(at: number): number {
     let slot = Math.max(at, blockedUntilMs);
     const rate = allowedRate(at);
@@ -159,12 +161,25 @@ export function createPortBudget(deps: PortBudgetDeps): PortBudget {
         { waiting: waitingCount(), remaining: known?.remaining, resetInSeconds: resetInSeconds(at), blockedForSeconds: Math.max(0, Math.ceil((blockedUntilMs - at) / 1000)) },
         "waiting for Port's API budget: Port calls are queued, final statuses first",
       );
-    } else if (shortSinceMs !== undefined && waitingCount() === 0) {
-      deps.logger.info({ waitedSeconds: Math.round((at - shortSinceMs) / 1000), remaining: known?.remaining }, "Port's API budget allows calls again: no call is waiting");
-      shortSinceMs = undefined;
-      relief?.resolve();
-      relief = undefined;
+      return;
     }
+    if (shortSinceMs === undefined) return;
+    if (waitingCount() > 0) {
+      quietSinceMs = undefined;
+      return;
+    }
+    // A queue that empties for a moment between bursts is not the end of a shortage: one warn
+    // and one info line per shortage, not a pair per burst.
+    quietSinceMs ??= at;
+    if (at - quietSinceMs < SHORT_AFTER_MS) {
+      timer ??= setTimeout(pump, SHORT_AFTER_MS - (at - quietSinceMs));
+      return;
+    }
+    quietSinceMs = undefined;
+    deps.logger.info({ waitedSeconds: Math.round((at - shortSinceMs) / 1000), remaining: known?.remaining }, "Port's API budget allows calls again: no call is waiting");
+    shortSinceMs = undefined;
+    relief?.resolve();
+    relief = undefined;
   }
 
   function resetInSeconds(at: number): number | undefined {
@@ -211,7 +226,8 @@ export function createPortBudget(deps: PortBudgetDeps): PortBudget {
     if (answer.status === 429) {
       deps.metrics?.rateLimited(route);
       const resetAtMs = announced?.resetAtMs;
-      if (answer.retryAfterMs !== undefined) blockedUntilMs = Math.max(blockedUntilMs, at + answer.retryAfterMs);
+      // A `Retry-After` of 0 (or a date already past) would send the call again at once, and again.
+      if (answer.retryAfterMs !== undefined && answer.retryAfterMs > 0) blockedUntilMs = Math.max(blockedUntilMs, at + answer.retryAfterMs);
       else if (resetAtMs !== undefined && resetAtMs > at) blockedUntilMs = Math.max(blockedUntilMs, resetAtMs);
       else {
         blockedUntilMs = Math.max(blockedUntilMs, at + blindBackoffMs);

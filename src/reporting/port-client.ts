@@ -75,6 +75,8 @@ const TOKEN_REFRESH_MARGIN_MS = 60_000;
 export const PORT_MAX_BODY_BYTES = 1_048_576;
 /** `untilAnswered`: the backoff grows to this while Port does not answer, however long that lasts. */
 const OUTAGE_MAX_BACKOFF_MS = 30_000;
+/** An outage is over once no call has failed for this long. */
+const OUTAGE_QUIET_MS = 5_000;
 
 interface CachedToken {
   value: string;
@@ -114,15 +116,30 @@ export function createPortClient(deps: PortClientDeps): PortClient {
   let hasAnswered = false;
   /** Since when Port calls fail without an answer worth having: one warn line per outage, not one per call. */
   let failingSinceMs: number | undefined;
+  let lastFailureAtMs = 0;
+  /** Since when no access token can be had: one warn line for it, not one per waiting call. */
+  let tokenFailingSinceMs: number | undefined;
 
   function noteHealth(route: string, status: number | undefined, error: string): void {
     if (status === undefined || status >= 500) {
+      lastFailureAtMs = now();
       if (failingSinceMs !== undefined) return;
-      failingSinceMs = now();
+      failingSinceMs = lastFailureAtMs;
       deps.logger.warn({ route, status, err: error }, 'Port API calls are failing; they are retried and reports wait');
-    } else if (failingSinceMs !== undefined) {
+    } else if (failingSinceMs !== undefined && now() - lastFailureAtMs >= OUTAGE_QUIET_MS) {
+      // Answers mixed with failures are still an outage; it ends once failures have stopped.
       deps.logger.info({ route, status, failedForSeconds: Math.round((now() - failingSinceMs) / 1000) }, 'Port API answers again');
       failingSinceMs = undefined;
+    }
+  }
+
+  function noteToken(error: ReportError | undefined): void {
+    if (error !== undefined && tokenFailingSinceMs === undefined) {
+      tokenFailingSinceMs = now();
+      deps.logger.warn({ route: TOKEN_ROUTE, status: error.status, err: error.message }, 'could not get an access token from Port; calls that need one wait and retry');
+    } else if (error === undefined && tokenFailingSinceMs !== undefined) {
+      deps.logger.info({ route: TOKEN_ROUTE, failedForSeconds: Math.round((now() - tokenFailingSinceMs) / 1000) }, 'access token obtained again');
+      tokenFailingSinceMs = undefined;
     }
   }
 
@@ -178,9 +195,13 @@ export function createPortClient(deps: PortClientDeps): PortClient {
     tokenRequestCount += 1;
     deps.metrics?.tokenRequested();
     const result = await send('POST', '/v1/auth/access_token', TOKEN_ROUTE, { clientId: deps.clientId, clientSecret: deps.clientSecret }, {}, 'control');
-    if (!result.ok) throw result.error;
-    const parsed = tokenFrom(result.data);
-    if (!parsed) throw new ReportError('Port API returned no access token', { route: TOKEN_ROUTE, status: result.status, retriable: true });
+    const parsed = result.ok ? tokenFrom(result.data) : undefined;
+    if (!parsed) {
+      const error = result.ok ? new ReportError('Port API returned no access token', { route: TOKEN_ROUTE, status: result.status, retriable: true }) : result.error;
+      noteToken(error);
+      throw error;
+    }
+    noteToken(undefined);
     const lifetimeMs = parsed.expiresInSeconds * 1000;
     const margin = Math.min(TOKEN_REFRESH_MARGIN_MS, lifetimeMs / 10);
     deps.logger.debug({ route: TOKEN_ROUTE, expiresInSeconds: parsed.expiresInSeconds }, 'access token obtained');
@@ -202,12 +223,14 @@ export function createPortClient(deps: PortClientDeps): PortClient {
       const priority = options.priority ?? 'control';
       const policy = options.retryPolicy ?? retryPolicy;
       let hasRefreshedToken = false;
-      // `untilAnswered` retries outages without end; any other failure still has the policy's budget.
+      // `untilAnswered` retries outages without end; any other failure still has the policy's
+      // budget, counted from the first such failure (not from before an outage it rode out).
       let otherFailures = 0;
-      const startedAtMs = now();
+      let otherFailingSinceMs: number | undefined;
       const withinPolicy = (): boolean => {
         otherFailures += 1;
-        return otherFailures <= policy.retries && now() - startedAtMs < policy.maxRetryTimeMs;
+        otherFailingSinceMs ??= now();
+        return otherFailures <= policy.retries && now() - otherFailingSinceMs < policy.maxRetryTimeMs;
       };
       const attempt = async (): Promise<AttemptOutcome<PortCallResult>> => {
         let used: CachedToken;
@@ -216,9 +239,10 @@ export function createPortClient(deps: PortClientDeps): PortClient {
         } catch (error) {
           const reportError = error instanceof ReportError ? error : new ReportError(describeError(error), { route: TOKEN_ROUTE, retriable: true, cause: error });
           const value: PortCallResult = { ok: false, status: reportError.status, text: reportError.message, error: reportError, isPermanent: !reportError.retriable };
-          if (!reportError.retriable) return { kind: 'done', value };
-          if (options.untilAnswered && !isOutage(reportError.status) && !withinPolicy()) return { kind: 'done', value };
-          return { kind: 'retryable', value, reason: reportError.message };
+          // A report that must not be lost waits for a token however long (bad credentials are fixed
+          // by an operator, and its run is then reported); fetchToken said so once at warn.
+          if (options.untilAnswered) return { kind: 'retryable', value, reason: reportError.message };
+          return reportError.retriable ? { kind: 'retryable', value, reason: reportError.message } : { kind: 'done', value };
         }
         const result = await send(method, path, route, body, { ...headers, authorization: `Bearer ${used.value}` }, priority);
         if (result.ok) return { kind: 'done', value: result };

@@ -147,6 +147,30 @@ describe('run reports', () => {
     assert.deepEqual(port.calls[1]?.body, { status: 'SUCCESS', link: 'https://ci/job/1' });
   });
 
+  it('minimal: a status a line cannot carry (set by the mapping) goes in a PATCH', async () => {
+    const port = recordingPort();
+    const reports = reportsOf(port, 'minimal', { synchronized: false });
+    upToSending(reports);
+    reports.responded(response(200, {}), { status: 'IN_PROGRESS' });
+    await reports.settled();
+    assert.equal((port.calls[0]?.body as { terminationStatus?: string }).terminationStatus, undefined);
+    assert.deepEqual(port.calls[1]?.body, { status: 'IN_PROGRESS' });
+  });
+
+  it('once the outcome is known, the run sends its remaining lines with the priority of final statuses', async () => {
+    const port = recordingPort();
+    const reports = reportsOf(port, 'all');
+    upToSending(reports);
+    // The request takes a while: the first lines go before the outcome is known.
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    reports.responded(response(200, { ok: true }), {});
+    await reports.settled();
+    assert.deepEqual(
+      port.calls.map((call) => call.priority),
+      ['log', 'log', 'log', 'final', 'final', 'response', 'final', 'final'],
+    );
+  });
+
   it('none: statuses and responses only', async () => {
     const sync = recordingPort();
     const reports = reportsOf(sync, 'none');
@@ -184,6 +208,18 @@ describe('run reports', () => {
     await reports.settled();
     assert.deepEqual(lines(port), [[RUN_LOG.actionReceived, RUN_LOG.preparing, RUN_LOG.sending, RUN_LOG.invocationSucceeded(200)].join('\n'), RUN_LOG.actionFinished]);
     assert.equal(folded, 3);
+  });
+
+  it('sends the held lines even when no status follows them (a failure the mapping gave no status)', async () => {
+    const port = recordingPort();
+    const reports = reportsOf(port, 'all', { budget: budgetThat(() => true) });
+    upToSending(reports);
+    reports.responded(response(500, { error: 'boom' }), { status: null, summary: null });
+    await reports.settled();
+    assert.deepEqual(lines(port), [
+      [RUN_LOG.actionReceived, RUN_LOG.preparing, RUN_LOG.sending, RUN_LOG.invocationFailed(500, '{"error":"boom"}')].join('\n'),
+      [RUN_LOG.reportingResponse, RUN_LOG.responseReported].join('\n'),
+    ]);
   });
 
   it('stops at a 404 (Port does not know the run) and settles', async () => {

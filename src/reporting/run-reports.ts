@@ -70,12 +70,16 @@ const TERMINATION_STATUSES = new Set(['SUCCESS', 'FAILURE']);
 
 type Termination = 'SUCCESS' | 'FAILURE';
 
+/** A status a log line can carry; others (a mapping may set any) need a PATCH. */
+function asTermination(status: unknown): Termination | undefined {
+  return typeof status === 'string' && TERMINATION_STATUSES.has(status) ? (status as Termination) : undefined;
+}
+
 /** Whether a status patch can ride on a log line: a status alone, nothing a line cannot carry. */
 function terminationOf(patch: Record<string, unknown> | undefined): Termination | undefined {
   if (patch === undefined) return undefined;
   const keys = Object.keys(patch);
-  if (keys.length !== 1 || keys[0] !== 'status') return undefined;
-  return typeof patch.status === 'string' && TERMINATION_STATUSES.has(patch.status) ? (patch.status as Termination) : undefined;
+  return keys.length === 1 && keys[0] === 'status' ? asTermination(patch.status) : undefined;
 }
 
 /** Report fields a mapping set that only a PATCH carries. */
@@ -131,7 +135,7 @@ export function createRunReports(run: RunRef, deps: RunReportsDeps): RunReports 
     const result = await deps.port.call(method, path, route, body, {}, { priority, untilAnswered: true });
     if (result.ok) return result;
     deps.metrics?.reportDropped(route, result.status);
-    if (result.status === 404) {
+    if (result.status === 404 && result.error.route === route) {
       isGone = true;
       logger.error({ route, status: result.status, err: result.error.message }, 'Port does not know this run: its remaining reports are dropped');
     } else if (result.isPermanent) {
@@ -142,8 +146,12 @@ export function createRunReports(run: RunRef, deps: RunReportsDeps): RunReports 
     return result;
   }
 
-  /** A line, with any held lines before it in the same message. */
-  async function line(text: string, priority: CallPriority, termination?: Termination): Promise<PortCallResult | undefined> {
+  /**
+   * A line, with any held lines before it in the same message. Once the run's outcome is known its
+   * status waits behind its remaining lines, so they go with the priority of final statuses.
+   */
+  async function line(text: string, termination?: Termination): Promise<PortCallResult | undefined> {
+    const priority: CallPriority = hasFinal ? 'final' : 'log';
     const message = cutText([...held.splice(0), text].join('\n'));
     if (run.kind === 'action-run') {
       const body = termination === undefined ? { message } : { message, terminationStatus: termination };
@@ -163,24 +171,22 @@ export function createRunReports(run: RunRef, deps: RunReportsDeps): RunReports 
       deps.onFolded(1);
       return;
     }
-    await line(text, 'log');
+    await line(text);
   }
 
   /** Held lines go before a status that no line follows. */
   async function flushHeld(): Promise<void> {
     // The last held line goes as the text; line() puts the others before it.
     const last = held.pop();
-    if (last !== undefined) await line(last, 'final');
+    if (last !== undefined) await line(last);
   }
 
-  async function patchAction(patch: Record<string, unknown>): Promise<PortCallResult> {
+  /** The run's status (an action run) or result (a node run). */
+  async function patchRun(patch: Record<string, unknown>): Promise<PortCallResult> {
     await flushHeld();
-    return call('PATCH', `/v1/actions/runs/${encodedId}`, ROUTES.actionPatch, cutPatch(patch), 'final');
-  }
-
-  async function patchNode(patch: Record<string, unknown>): Promise<PortCallResult> {
-    await flushHeld();
-    return call('PATCH', `/v1/workflows/nodes/runs/${encodedId}`, ROUTES.nodePatch, patch, 'final');
+    return run.kind === 'action-run'
+      ? call('PATCH', `/v1/actions/runs/${encodedId}`, ROUTES.actionPatch, cutPatch(patch), 'final')
+      : call('PATCH', `/v1/workflows/nodes/runs/${encodedId}`, ROUTES.nodePatch, cutPatch(patch), 'final');
   }
 
   /** `sourceTextLength`: the length of the service's response text the body came from. */
@@ -190,8 +196,8 @@ export function createRunReports(run: RunRef, deps: RunReportsDeps): RunReports 
 
   /** `all`: the status patch, and the official line when Port refused it. */
   async function officialStatus(patch: Record<string, unknown>): Promise<void> {
-    const result = await patchAction(patch);
-    if (!result.ok && !isGone) await line(RUN_LOG.stateNotReported(result.status, detail(result.text)), 'final');
+    const result = await patchRun(patch);
+    if (!result.ok && !isGone) await line(RUN_LOG.stateNotReported(result.status, detail(result.text)));
   }
 
   /** `minimal`: what was sent where, the outcome, status code, duration and retries, in one line. */
@@ -207,7 +213,7 @@ export function createRunReports(run: RunRef, deps: RunReportsDeps): RunReports 
     const plan = planActionReport(run.synchronized, response, overrides, deps.detailedLogging);
     const outcomeLine = succeeded ? RUN_LOG.invocationSucceeded(response.status) : RUN_LOG.invocationFailed(response.status, detail(response.text));
     if (runLogs === 'all') {
-      await line(outcomeLine, 'log');
+      await line(outcomeLine);
       if (plan.runResponse !== undefined) {
         await info(RUN_LOG.reportingResponse);
         const result = await reportResponse(plan.runResponse, response.text.length);
@@ -216,49 +222,49 @@ export function createRunReports(run: RunRef, deps: RunReportsDeps): RunReports 
       }
       const termination = succeeded ? terminationOf(plan.statusPatch) : undefined;
       if (plan.statusPatch !== undefined && termination === undefined) await officialStatus(plan.statusPatch);
-      if (succeeded && !isGone) await line(RUN_LOG.actionFinished, 'final', termination);
+      if (succeeded && !isGone) await line(RUN_LOG.actionFinished, termination);
+      // Lines held after the last call (a failure the mapping gave no status) still go.
+      if (!isGone) await flushHeld();
       return;
     }
     if (plan.runResponse !== undefined) await reportResponse(plan.runResponse, response.text.length);
     if (isGone) return;
     if (runLogs === 'none') {
-      if (plan.statusPatch !== undefined) await patchAction(plan.statusPatch);
+      if (plan.statusPatch !== undefined) await patchRun(plan.statusPatch);
       return;
     }
-    // `minimal`: the status rides on the one line unless the mapping set what only a PATCH carries.
-    const status = plan.statusPatch?.status;
-    const rides = plan.statusPatch === undefined || !hasPatchOnlyOverrides(overrides);
+    // `minimal`: the status rides on the one line unless the mapping set what only a PATCH
+    // carries, or a status a line cannot carry.
+    const termination = hasPatchOnlyOverrides(overrides) ? undefined : asTermination(plan.statusPatch?.status);
     const outcome = `${succeeded ? 'the service answered' : 'the run failed: the service answered'} ${response.status}`;
-    const text = summaryLine(succeeded ? outcome : `${outcome}${deps.detailedLogging ? ` with response: ${response.text}` : ''}`);
-    const termination = rides && typeof status === 'string' && TERMINATION_STATUSES.has(status) ? (status as Termination) : undefined;
-    await line(text, plan.statusPatch === undefined || rides ? 'final' : 'log', termination);
-    if (!rides && plan.statusPatch !== undefined && !isGone) await patchAction(plan.statusPatch);
+    await line(summaryLine(succeeded ? outcome : `${outcome}${deps.detailedLogging ? ` with response: ${response.text}` : ''}`), termination);
+    if (plan.statusPatch !== undefined && termination === undefined && !isGone) await patchRun(plan.statusPatch);
   }
 
   async function nodeRunResponded(response: DeliveryResponse): Promise<void> {
     const succeeded = isSuccessStatus(response.status);
     const patch = withReportableOutput(planNodeRunReport(run.synchronized, response), response.text.length);
-    if (runLogs === 'all') await line(succeeded ? RUN_LOG.invocationSucceeded(response.status) : RUN_LOG.invocationFailed(response.status, detail(response.text)), 'log');
-    if (runLogs === 'minimal') await line(summaryLine(`the service answered ${response.status}`), patch === undefined ? 'final' : 'log');
-    if (patch !== undefined && !isGone) await patchNode(patch);
-    if (runLogs === 'all' && succeeded && !isGone) await line(RUN_LOG.nodeRunFinished, 'log');
+    if (runLogs === 'all') await line(succeeded ? RUN_LOG.invocationSucceeded(response.status) : RUN_LOG.invocationFailed(response.status, detail(response.text)));
+    if (runLogs === 'minimal') await line(summaryLine(`the service answered ${response.status}`));
+    if (patch !== undefined && !isGone) await patchRun(patch);
+    if (runLogs === 'all' && succeeded && !isGone) await line(RUN_LOG.nodeRunFinished);
   }
 
   async function runFailed(summary: string): Promise<void> {
     if (run.kind === 'node-run') {
-      if (runLogs !== 'none') await line(summary, 'log');
-      if (!isGone) await patchNode({ status: 'COMPLETED', result: 'FAILED' });
+      if (runLogs !== 'none') await line(summary);
+      if (!isGone) await patchRun({ status: 'COMPLETED', result: 'FAILED' });
       return;
     }
     if (runLogs === 'minimal') {
-      await line(summary, 'final', 'FAILURE');
+      await line(summary, 'FAILURE');
       return;
     }
-    if (runLogs === 'all') await line(summary, 'log');
+    if (runLogs === 'all') await line(summary);
     if (isGone) return;
     const patch = { status: 'FAILURE', summary };
     if (runLogs === 'all') await officialStatus(patch);
-    else await patchAction(patch);
+    else await patchRun(patch);
   }
 
   const informational = (text: () => string): void => {

@@ -8,6 +8,11 @@ import type { Semaphore } from '../concurrency/semaphore.js';
 import type { HandleOutcome, Handled } from './types.js';
 
 export async function awaitReports(handled: Handled, awaitingReports: Semaphore, releaseInHand: () => void): Promise<HandleOutcome> {
+  // Nothing to wait for: no place among the runs awaiting reports, which may all be taken.
+  if (handled.reported === undefined) {
+    releaseInHand();
+    return handled.outcome;
+  }
   const releaseAwaiting = await awaitingReports.acquire();
   releaseInHand();
   try {

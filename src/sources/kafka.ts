@@ -41,6 +41,8 @@ export interface KafkaSourceDeps {
 const PARTITIONS_CONSUMED_CONCURRENTLY = 16;
 const RESTART_INITIAL_BACKOFF_MS = 1_000;
 const RESTART_MAX_BACKOFF_MS = 30_000;
+/** Under kafkajs' default rebalance timeout (60 s), within which every member must rejoin. */
+const REBALANCE_DRAIN_MAX_MS = 30_000;
 
 function isRebalancingError(error: unknown): boolean {
   const type = (error as { type?: string } | undefined)?.type;
@@ -281,12 +283,21 @@ export function createKafkaSource(deps: KafkaSourceDeps): Source {
     try {
       await heartbeat();
     } catch (error) {
-      // A rebalance: finish and commit what is in hand before kafkajs rejoins, so a clean
-      // rebalance delivers nothing twice.
-      if (isRebalancingError(error) || isRebalancing) await drain();
+      if (isRebalancingError(error) || isRebalancing) await drainBeforeRejoining();
       throw error;
     }
-    if (isRebalancing) await drain();
+    if (isRebalancing) await drainBeforeRejoining();
+  }
+
+  /**
+   * A rebalance: finish and commit what is in hand before kafkajs rejoins, so a clean rebalance
+   * delivers nothing twice — but not for longer than the group waits for a member to rejoin: runs
+   * whose reports wait for Port (an outage, a short budget) are delivered again by the next owner
+   * rather than losing this member its place in the group.
+   */
+  async function drainBeforeRejoining(): Promise<void> {
+    if (await settlesWithin(drain(), REBALANCE_DRAIN_MAX_MS)) return;
+    logger.warn({ inFlight: inFlight.size, waitedMs: REBALANCE_DRAIN_MAX_MS }, 'rejoining the consumer group before the runs in hand finished; uncommitted runs will be delivered again');
   }
 
   /**

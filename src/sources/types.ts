@@ -35,7 +35,8 @@ export type HandleOutcome = 'delivered' | 'failed' | 'skipped' | 'dropped';
  */
 export interface Handled {
   outcome: HandleOutcome;
-  reported: Promise<void>;
+  /** Undefined when nothing was reported (a change-log event, a skipped or dropped message). */
+  reported: Promise<void> | undefined;
 }
 
 export type MessageHandler = (message: SourceMessage) => Promise<Handled>;

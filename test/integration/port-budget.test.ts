@@ -236,6 +236,24 @@ describe('reporting through a Port outage', () => {
       await agent.stop();
     }
   });
+
+  it('exits within AGENT_SHUTDOWN_GRACE_SECONDS when Port never answers from the start', async () => {
+    port.failFor(600_000, { hang: true });
+    const agent = startAgent(agentSetup(broker, port, { AGENT_SHUTDOWN_GRACE_SECONDS: '3' }).env);
+    try {
+      await agent.waitForLog((line) => line.msg === 'health server listening', 15_000);
+      await waitFor(() => port.calls.some((call) => call.route === 'POST /v1/auth/access_token' && call.at > Date.now() - 60_000), { timeoutMs: 10_000, description: 'the agent calling Port' });
+      const stoppedAt = Date.now();
+      agent.kill('SIGTERM');
+      const exit = await agent.exited;
+      const tookMs = Date.now() - stoppedAt;
+      assert.equal(exit.code, 0);
+      assert.ok(tookMs < 3_000 + 2_000, `exit ${tookMs} ms after SIGTERM with a 3 s grace`);
+    } finally {
+      port.failFor(1, { status: 503 });
+      await agent.stop();
+    }
+  });
 });
 
 describe('polling within the budget', () => {

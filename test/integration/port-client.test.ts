@@ -3,6 +3,7 @@
  * before it expires and after a 401, and failures returned as values with the route and status.
  */
 import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { createLogger } from '../../src/log.js';
 import { startPortStandIn } from '../support/port-stand-in.js';
@@ -125,10 +126,26 @@ describe('Port API client', () => {
     assert.equal(port.apiCallsForRun('r_broken').length, 4, 'the first attempt and the policy’s three retries');
   });
 
-  it('gives up at once on bad credentials even for a report that must not be lost', async () => {
-    const api = client('another-wrong-secret');
-    const result = await api.call(...log('r_bad_credentials_report'), {}, { untilAnswered: true, priority: 'final' });
-    assert.equal(result.ok ? 0 : result.status, 401);
-    assert.equal(result.ok ? false : result.isPermanent, true);
+  it('untilAnswered: waits for an access token however often Port refuses one, saying so once', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const destination = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) lines.push(JSON.parse(line) as Record<string, unknown>);
+        done();
+      },
+    });
+    const api = testPortClient(port, {
+      logger: createLogger({ level: 'info', destination }),
+      retryPolicy: { retries: 3, minTimeoutMs: 10, maxTimeoutMs: 50, maxRetryTimeMs: 5000 },
+      outageMaxBackoffMs: 50,
+    }).client;
+    port.failNext('POST /v1/auth/access_token', 5, { status: 401 });
+    const result = await api.call(...log('r_token_trouble'), {}, { untilAnswered: true, priority: 'final' });
+    assert.equal(result.ok, true);
+    assert.deepEqual(port.actionRunLogs('r_token_trouble'), ['hello']);
+    assert.deepEqual(
+      lines.map((line) => line.msg),
+      ['could not get an access token from Port; calls that need one wait and retry', 'access token obtained again'],
+    );
   });
 });
