@@ -1,20 +1,8 @@
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
 import { describe, it } from 'node:test';
-import { createLogger } from '../log.js';
+import { capturingLogger } from '../../test/support/log-lines.js';
 import { createPortBudget, readBudgetHeaders } from './port-budget.js';
 import type { CallAnswer, CallPriority, PortBudget } from './port-budget.js';
-
-function capturingLogger() {
-  const lines: Record<string, unknown>[] = [];
-  const destination = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) lines.push(JSON.parse(line) as Record<string, unknown>);
-      done();
-    },
-  });
-  return { logger: createLogger({ level: 'debug', destination }), lines };
-}
 
 const ok = (headers: Record<string, string> = {}): CallAnswer => ({ status: 200, headers, retryAfterMs: undefined });
 

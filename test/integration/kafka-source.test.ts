@@ -3,10 +3,8 @@
  * rebuilt, so the agent never silently stops consuming (SPEC §2).
  */
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
 import kafkajs from 'kafkajs';
 import { after, before, describe, it } from 'node:test';
-import { createLogger } from '../../src/log.js';
 import { kafkaSecurity } from '../../src/sources/kafka-client-config.js';
 import { createKafkaConnector } from '../../src/sources/kafka-connector.js';
 import { createKafkaSource } from '../../src/sources/kafka.js';
@@ -15,18 +13,8 @@ import { createSemaphore } from '../../src/concurrency/semaphore.js';
 import { startBroker } from '../support/broker.js';
 import type { Broker } from '../support/broker.js';
 import { committedOffsets, disconnectKafkaClients, produce, uniqueName } from '../support/kafka.js';
+import { capturingLogger } from '../support/log-lines.js';
 import { waitFor } from '../support/wait.js';
-
-function capturingLogger() {
-  const lines: Record<string, unknown>[] = [];
-  const destination = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) lines.push(JSON.parse(line) as Record<string, unknown>);
-      done();
-    },
-  });
-  return { logger: createLogger({ level: 'info', destination }), lines };
-}
 
 describe('Kafka source', () => {
   let broker: Broker;
@@ -50,7 +38,7 @@ describe('Kafka source', () => {
     const groupId = uniqueName('group');
     await produce(broker.brokers, topic, values.map((value) => ({ value, partition: 0 })));
     await produce(broker.brokers, changeLogTopic, [{ value: 'warm-up', partition: 0 }]);
-    const { logger, lines } = capturingLogger();
+    const { logger, lines } = capturingLogger('info');
     const source = createKafkaSource({
       connector: createKafkaConnector({
         security: kafkaSecurity({ securityProtocol: 'PLAINTEXT', authenticationMechanism: 'NONE', useLocalPortInstance: true }),

@@ -3,10 +3,10 @@
  * before it expires and after a 401, and failures returned as values with the route and status.
  */
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { createLogger } from '../../src/log.js';
 import { startPortStandIn } from '../support/port-stand-in.js';
+import { capturingLogger } from '../support/log-lines.js';
 import { testPortClient } from '../support/reporter.js';
 import type { PortStandIn } from '../support/port-stand-in.js';
 
@@ -127,15 +127,9 @@ describe('Port API client', () => {
   });
 
   it('untilAnswered: waits for an access token however often Port refuses one, saying so once', async () => {
-    const lines: Record<string, unknown>[] = [];
-    const destination = new Writable({
-      write(chunk: Buffer, _encoding, done) {
-        for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) lines.push(JSON.parse(line) as Record<string, unknown>);
-        done();
-      },
-    });
+    const { logger: capturing, lines } = capturingLogger('info');
     const api = testPortClient(port, {
-      logger: createLogger({ level: 'info', destination }),
+      logger: capturing,
       retryPolicy: { retries: 3, minTimeoutMs: 10, maxTimeoutMs: 50, maxRetryTimeMs: 5000 },
       outageMaxBackoffMs: 50,
     }).client;
