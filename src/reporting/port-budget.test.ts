@@ -4,7 +4,7 @@ import { capturingLogger } from '../../test/support/log-lines.js';
 import { createPortBudget, readBudgetHeaders } from './port-budget.js';
 import type { CallAnswer, CallPriority, PortBudget } from './port-budget.js';
 
-const ok = (headers: Record<string, string> = {}): CallAnswer => ({ status: 200, headers, retryAfterMs: undefined });
+const ok = (headers: Record<string, string> = {}): CallAnswer => ({ status: 200, headers });
 
 /** Makes one call through the budget answered with `answer`; resolves with when it was let through. */
 async function callThrough(budget: PortBudget, priority: CallPriority, answer: CallAnswer = ok()): Promise<number> {
@@ -58,18 +58,26 @@ describe('the Port budget', () => {
   it('holds every call after a 429 until Retry-After, or the reset it announced', async () => {
     const budget = createPortBudget({ maxCallsPerSecond: 0, logger: capturingLogger().logger });
     let startedAt = Date.now();
-    await callThrough(budget, 'final', { status: 429, headers: {}, retryAfterMs: 600 });
+    await callThrough(budget, 'final', { status: 429, headers: { 'retry-after': '0.6' } });
     let next = await callThrough(budget, 'final');
     assert.ok(next - startedAt >= 590, `went after ${next - startedAt} ms`);
     startedAt = Date.now();
-    await callThrough(budget, 'final', { status: 429, headers: { 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': '1' }, retryAfterMs: undefined });
+    await callThrough(budget, 'final', { status: 429, headers: { 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': '1' } });
     next = await callThrough(budget, 'final');
+    assert.ok(next - startedAt >= 950, `went after ${next - startedAt} ms`);
+  });
+
+  it('never sends again at once after a 429 whose Retry-After is 0', async () => {
+    const budget = createPortBudget({ maxCallsPerSecond: 0, logger: capturingLogger().logger });
+    const startedAt = Date.now();
+    await callThrough(budget, 'final', { status: 429, headers: { 'retry-after': '0' } });
+    const next = await callThrough(budget, 'final');
     assert.ok(next - startedAt >= 950, `went after ${next - startedAt} ms`);
   });
 
   it('lets the waiting calls go most important first: control, final statuses, responses, lines', async () => {
     const budget = createPortBudget({ maxCallsPerSecond: 0, logger: capturingLogger().logger });
-    await callThrough(budget, 'control', { status: 429, headers: {}, retryAfterMs: 300 });
+    await callThrough(budget, 'control', { status: 429, headers: { 'retry-after': '0.3' } });
     const order: CallPriority[] = [];
     await Promise.all(
       (['log', 'response', 'log', 'final', 'control', 'response', 'final'] as const).map(async (priority) => {

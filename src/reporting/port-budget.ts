@@ -6,6 +6,7 @@
  * the reset (or `Retry-After`), and when calls must wait, the most important go first.
  */
 import type { Logger } from '../log.js';
+import { retryAfterMs } from '../retry/retry-policy.js';
 
 /**
  * Which call goes first when calls wait, highest first: what the agent cannot work without
@@ -48,9 +49,8 @@ export function readBudgetHeaders(headers: Record<string, string | undefined>, n
 export interface CallAnswer {
   /** Undefined when no answer came (network error, timeout). */
   status: number | undefined;
+  /** Lower-case names: the `x-ratelimit-*` headers and, with a 429, `retry-after`. */
   headers: Record<string, string | undefined>;
-  /** `Retry-After` in ms, when the answer sent one. */
-  retryAfterMs: number | undefined;
 }
 
 export interface BudgetMetrics {
@@ -226,8 +226,9 @@ export function createPortBudget(deps: PortBudgetDeps): PortBudget {
     if (answer.status === 429) {
       deps.metrics?.rateLimited(route);
       const resetAtMs = announced?.resetAtMs;
+      const waitMs = retryAfterMs(answer.headers['retry-after'], at);
       // A `Retry-After` of 0 (or a date already past) would send the call again at once, and again.
-      if (answer.retryAfterMs !== undefined && answer.retryAfterMs > 0) blockedUntilMs = Math.max(blockedUntilMs, at + answer.retryAfterMs);
+      if (waitMs !== undefined && waitMs > 0) blockedUntilMs = Math.max(blockedUntilMs, at + waitMs);
       else if (resetAtMs !== undefined && resetAtMs > at) blockedUntilMs = Math.max(blockedUntilMs, resetAtMs);
       else {
         blockedUntilMs = Math.max(blockedUntilMs, at + blindBackoffMs);

@@ -22,6 +22,8 @@ export type PortCallResult =
       error: ReportError;
       /** Port refused the call for good (4xx other than 401, 408 and 429): trying again cannot help. */
       isPermanent: boolean;
+      /** A `Retry-After` Port sent with the failure (a 503, say), which the next attempt waits for. */
+      retryAfterMs?: number | undefined;
     };
 
 export interface PortCallOptions {
@@ -86,7 +88,6 @@ interface CachedToken {
 interface SentCall {
   result: PortCallResult;
   headers: Record<string, string>;
-  retryAfterMs: number | undefined;
 }
 
 function tokenFrom(data: unknown): { accessToken: string; expiresInSeconds: number } | undefined {
@@ -149,10 +150,9 @@ export function createPortClient(deps: PortClientDeps): PortClient {
       hasAnswered = true;
       deps.metrics?.portCall(route, response.status);
       const { text } = response;
-      const retryAfter = retryAfterMs(response.headers['retry-after']);
       noteHealth(route, response.status, `answered ${response.status}`);
       if (response.status >= 200 && response.status < 300) {
-        return { result: { ok: true, status: response.status, data: parseJsonBody(text) }, headers: response.headers, retryAfterMs: retryAfter };
+        return { result: { ok: true, status: response.status, data: parseJsonBody(text) }, headers: response.headers };
       }
       const error = new ReportError(`Port API ${route} answered ${response.status}`, {
         route,
@@ -161,17 +161,17 @@ export function createPortClient(deps: PortClientDeps): PortClient {
         // A 401 is handled by the token refresh; on the token route itself it means bad credentials.
         retriable: response.status === 408 || response.status === 429 || response.status >= 500,
       });
+      const retryAfter = retryAfterMs(response.headers['retry-after']);
       return {
-        result: { ok: false, status: response.status, text, error, isPermanent: isPermanentRefusal(response.status) },
+        result: { ok: false, status: response.status, text, error, isPermanent: isPermanentRefusal(response.status), retryAfterMs: retryAfter },
         headers: response.headers,
-        retryAfterMs: retryAfter,
       };
     } catch (error) {
       deps.metrics?.portCall(route, undefined);
       const message = describeError(error);
       noteHealth(route, undefined, message);
       const reportError = new ReportError(`Port API ${route} could not be reached: ${message}`, { route, retriable: true, cause: error });
-      return { result: { ok: false, status: undefined, text: message, error: reportError, isPermanent: false }, headers: {}, retryAfterMs: undefined };
+      return { result: { ok: false, status: undefined, text: message, error: reportError, isPermanent: false }, headers: {} };
     }
   }
 
@@ -186,7 +186,7 @@ export function createPortClient(deps: PortClientDeps): PortClient {
     for (;;) {
       const done = await deps.budget.acquire(priority);
       const sent = await sendOnce(method, route, path, json, headers);
-      done({ status: sent.result.status, headers: sent.headers, retryAfterMs: sent.retryAfterMs }, route);
+      done({ status: sent.result.status, headers: sent.headers }, route);
       if (sent.result.status !== 429) return sent.result;
     }
   }
@@ -255,10 +255,12 @@ export function createPortClient(deps: PortClientDeps): PortClient {
         const isRetryable = result.status === undefined || isRetryableStatus(result.status);
         if (!isRetryable) return { kind: 'done', value: result };
         if (options.untilAnswered && !isOutage(result.status) && !withinPolicy()) return { kind: 'done', value: result };
-        return { kind: 'retryable', value: result, reason: result.error.message };
+        return { kind: 'retryable', value: result, reason: result.error.message, retryAfterMs: result.retryAfterMs };
       };
-      const untilAnsweredPolicy: RetryPolicy = { retries: Infinity, minTimeoutMs: policy.minTimeoutMs, maxTimeoutMs: outageMaxBackoffMs, maxRetryTimeMs: Infinity };
-      const { value } = await withRetries(attempt, options.untilAnswered ? untilAnsweredPolicy : policy, (notice) => {
+      const attemptsPolicy: RetryPolicy = options.untilAnswered
+        ? { retries: Infinity, minTimeoutMs: policy.minTimeoutMs, maxTimeoutMs: outageMaxBackoffMs, maxRetryTimeMs: Infinity }
+        : policy;
+      const { value } = await withRetries(attempt, attemptsPolicy, (notice) => {
         deps.logger.debug({ route, attempt: notice.attemptNumber, retriesLeft: notice.retriesLeft, reason: notice.reason }, 'Port API call failed; retrying');
       });
       return value;

@@ -79,6 +79,15 @@ describe('Port API client', () => {
     assert.deepEqual(port.actionRunPatches('r_flaky_port'), [{ status: 'SUCCESS' }]);
   });
 
+  it('waits for the Retry-After of a 503 before the next attempt', async () => {
+    const api = client();
+    port.failNext('PATCH /v1/actions/runs/:runId', 1, { status: 503, retryAfterSeconds: 1 });
+    const startedAt = Date.now();
+    const result = await api.call('PATCH', '/v1/actions/runs/r_503_retry_after', 'PATCH /v1/actions/runs/:runId', { status: 'SUCCESS' });
+    assert.equal(result.ok, true);
+    assert.ok(Date.now() - startedAt >= 1000, 'waited for Retry-After');
+  });
+
   it('returns a failure with route and status, instead of throwing, once the retries are spent', async () => {
     const api = client();
     port.failNext('PATCH /v1/actions/runs/:runId', 4, { status: 503, body: { ok: false, error: 'unavailable' } });
