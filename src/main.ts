@@ -294,7 +294,7 @@ export async function runAgent(): Promise<number> {
     messagesInHand: () => source?.status().messagesInHand ?? 0,
     requestsInFlight: () => requestSlots.active,
     consumerLag: () => source?.status().lag ?? [],
-    runsAwaitingReports: reporter.pending,
+    runsAwaitingReports: () => awaitingReports.active,
     portCallsWaiting: budget.waiting,
   });
   const probes = createProbes(

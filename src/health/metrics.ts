@@ -17,7 +17,7 @@ export interface MetricSources {
   /** Requests to internal services on the wire now. */
   requestsInFlight(): number;
   consumerLag(): readonly PartitionLag[];
-  /** Runs whose reports Port has not all accepted yet. */
+  /** Delivered runs whose reports Port has not all accepted yet. */
   runsAwaitingReports(): number;
   /** Port calls waiting for their turn in Port's API budget. */
   portCallsWaiting(): number;
@@ -148,7 +148,7 @@ export function createAgentMetrics(build: BuildInfo): AgentMetrics {
   });
   new Gauge({
     name: `${METRIC_PREFIX}runs_awaiting_reports`,
-    help: 'Runs whose reports Port has not all accepted yet, delivered or still delivering (AGENT_MAX_PENDING_REPORTS bounds the delivered ones)',
+    help: 'Delivered runs whose reports Port has not all accepted yet (at most AGENT_MAX_PENDING_REPORTS)',
     registers: [registry],
     collect() {
       this.set(sources.runsAwaitingReports());

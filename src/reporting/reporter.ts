@@ -7,10 +7,8 @@
  * consumption.
  */
 import type { Logger } from '../log.js';
-import type { PortBudget } from './port-budget.js';
-import type { PortClient } from './port-client.js';
 import { createRunReports } from './run-reports.js';
-import type { ReportingMetrics, RunLogsMode, RunReports } from './run-reports.js';
+import type { RunReports, RunReportsDeps } from './run-reports.js';
 
 export type { RunLogsMode, RunReports } from './run-reports.js';
 
@@ -24,28 +22,16 @@ export interface RunRef {
 export interface Reporter {
   /** The report queue of one run; `logger` already names the run. */
   open(run: RunRef, logger: Logger): RunReports;
-  /** Runs whose reports Port has not all accepted yet. */
-  pending(): number;
   /** Tells Port which streamer this agent uses; a failure is only a warning. */
   announceStreamer(streamerName: string, logger: Logger): Promise<void>;
 }
 
-export interface ReporterDeps {
-  port: PortClient;
-  budget: PortBudget;
-  /** DETAILED_LOGGING: response texts in run logs and summaries. */
-  detailedLogging: boolean;
-  /** AGENT_RUN_LOGS. */
-  runLogs: RunLogsMode;
-  /** Folding of run-log lines is said once per budget shortage, at warn. */
-  logger: Logger;
-  metrics?: ReportingMetrics;
-}
+/** What every run's reports share; `logger` says, once per budget shortage, that lines are folded. */
+export type ReporterDeps = Omit<RunReportsDeps, 'onFolded' | 'now'>;
 
 const ORGANIZATION_ROUTE = 'PATCH /v1/organization';
 
 export function createReporter(deps: ReporterDeps): Reporter {
-  let pending = 0;
   let hasWarnedOfFolding = false;
   const onFolded = (lines: number): void => {
     deps.metrics?.linesFolded(lines);
@@ -61,15 +47,7 @@ export function createReporter(deps: ReporterDeps): Reporter {
   };
 
   return {
-    open(run, logger) {
-      pending += 1;
-      const reports = createRunReports(run, { ...deps, logger, onFolded });
-      void reports.settled().finally(() => {
-        pending -= 1;
-      });
-      return reports;
-    },
-    pending: () => pending,
+    open: (run, logger) => createRunReports(run, { ...deps, logger, onFolded }),
     async announceStreamer(streamerName, logger) {
       const result = await deps.port.call('PATCH', '/v1/organization', ORGANIZATION_ROUTE, { settings: { portAgentStreamerName: streamerName } });
       if (result.ok) logger.info({ streamer: streamerName }, 'streamer announced to Port');

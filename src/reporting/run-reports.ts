@@ -48,7 +48,9 @@ export interface RunReports {
 export interface RunReportsDeps {
   port: PortClient;
   budget: PortBudget;
+  /** DETAILED_LOGGING: response texts in run logs and summaries. */
   detailedLogging: boolean;
+  /** AGENT_RUN_LOGS. */
   runLogs: RunLogsMode;
   logger: Logger;
   metrics?: ReportingMetrics;

@@ -36,10 +36,10 @@ async function produceRuns(broker: Broker, topic: string, port: PortStandIn, run
 
 const hasFinalStatus = (port: PortStandIn, runId: string): boolean => ['SUCCESS', 'FAILURE'].includes(port.actionRunStatus(runId) ?? '');
 
-async function readyzStatus(agent: AgentProcess): Promise<number> {
+/** GET on the agent's health server (`/readyz`, `/metrics`). */
+async function fromHealthServer(agent: AgentProcess, path: string): Promise<Response> {
   const listening = agent.logs.find((line) => line.msg === 'health server listening');
-  const response = await fetch(`http://127.0.0.1:${String(listening?.port)}/readyz`);
-  return response.status;
+  return fetch(`http://127.0.0.1:${String(listening?.port)}${path}`);
 }
 
 describe('reporting to a Port that rations its API', () => {
@@ -66,7 +66,7 @@ describe('reporting to a Port that rations its API', () => {
       const limitedBefore = port.rateLimitedCalls();
       await produceRuns(broker, setup.runsTopic, port, runIds, `${target.url}/burst`);
       await agent.waitForLog((line) => line.msg === "waiting for Port's API budget: Port calls are queued, final statuses first", 30_000);
-      assert.equal(await readyzStatus(agent), 200, 'ready while waiting for the budget');
+      assert.equal((await fromHealthServer(agent, '/readyz')).status, 200, 'ready while waiting for the budget');
       await waitFor(() => runIds.every((runId) => hasFinalStatus(port, runId)), { timeoutMs: 150_000, description: 'every final status' });
       const calls = port.calls.length - callsBefore;
       const limited = port.rateLimitedCalls() - limitedBefore;
@@ -164,6 +164,7 @@ describe('reporting through a Port outage', () => {
       await waitFor(() => deliveredRuns(runIds).length === runIds.length, { timeoutMs: 15_000, description: 'every run delivered during the outage' });
       assert.ok(Date.now() - outageStartedAt < 30_000);
       assert.equal(runIds.filter((runId) => hasFinalStatus(port, runId)).length, 0, 'Port heard nothing yet');
+      assert.match(await (await fromHealthServer(agent, '/metrics')).text(), /^port_agent_runs_awaiting_reports 30$/m);
       await agent.waitForLog((line) => line.msg === 'Port API calls are failing; they are retried and reports wait', 10_000);
       await waitFor(() => runIds.every((runId) => hasFinalStatus(port, runId)), { timeoutMs: 120_000, description: 'every final status after the outage' });
       for (const runId of runIds) assert.deepEqual(port.actionRunLogs(runId).at(-1), 'Port agent finished processing the action run');
