@@ -137,7 +137,7 @@ export function createRunReports(run: RunRef, deps: RunReportsDeps): RunReports 
     const result = await deps.port.call(method, path, route, body, {}, { priority, untilAnswered: true });
     if (result.ok) return result;
     deps.metrics?.reportDropped(route, result.status);
-    if (result.status === 404 && result.error.route === route) {
+    if (result.status === 404) {
       isGone = true;
       logger.error({ route, status: result.status, err: result.error.message }, 'Port does not know this run: its remaining reports are dropped');
     } else if (result.isPermanent) {
@@ -152,7 +152,7 @@ export function createRunReports(run: RunRef, deps: RunReportsDeps): RunReports 
    * A line, with any held lines before it in the same message. Once the run's outcome is known its
    * status waits behind its remaining lines, so they go with the priority of final statuses.
    */
-  async function line(text: string, termination?: Termination): Promise<PortCallResult | undefined> {
+  async function line(text: string, termination?: Termination): Promise<PortCallResult> {
     const priority: CallPriority = hasFinal ? 'final' : 'log';
     const message = cutText([...held.splice(0), text].join('\n'));
     if (run.kind === 'action-run') {
