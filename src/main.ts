@@ -178,6 +178,12 @@ export async function runAgent(): Promise<number> {
     { path: loaded.path, builtIn: loaded.isBuiltIn, dialect: loaded.dialect, dialectReason: loaded.reason, mappings: mappings.length },
     'payload mapping loaded',
   );
+  for (const error of loaded.uncompiled) {
+    logger.warn(
+      { mappingIndex: error.mappingIndex, field: error.field, expression: error.expression, dialect: loaded.dialect },
+      `${error.message}; it yields null, as in the official agent (an enabled that never matches, a field that comes out null). port-agent check-config refuses this file`,
+    );
+  }
   const key = decryptionKey(config.port.clientSecret);
   // The checks `port-agent check-config` makes too: decryption key, Kafka security, CA files.
   let ca: string[] | undefined;

@@ -149,6 +149,9 @@ export function checkConfig(processEnv: Environment, workingDirectory: string): 
   const environment = expressionEnvironment(env);
   const loaded = loadMappings({ ...config.mapping, workingDirectory }, (dialect) => createCompiler(dialect, environment));
   try {
+    // The agent runs such a file as the official agent does, but a new file should not ship with one.
+    const [uncompiled] = loaded.uncompiled;
+    if (uncompiled) throw uncompiled;
     startupChecks(config, loaded.mappings);
     const envFile = join(workingDirectory, '.env');
     return {

@@ -79,7 +79,7 @@ export async function renderDryRun(input: RenderInput): Promise<RenderOutput> {
     }
     const role: TopicRole = isPlainObject(plain) && 'changelogDestination' in plain ? 'changelog' : 'runs';
     const classification = classify(plain, role);
-    const warnings: string[] = [];
+    const warnings: string[] = compiled.uncompiled.map((error) => `${error.message}: it yields null, as in the official agent`);
     const dialect = { dialect: compiled.dialect, dialectReason: compiled.reason };
     if (classification.kind === 'not-for-agent') {
       return { kind: 'not-for-agent', runId: classification.runId ?? null, mappingIndex: null, ...dialect, skipped: classification.reason, warnings };

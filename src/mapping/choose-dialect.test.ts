@@ -7,9 +7,13 @@ import { compileInDialect } from './choose-dialect.js';
 import type { CompilerFactory } from './choose-dialect.js';
 import { createCompiler } from './dialects.js';
 import type { DialectCompiler, MappingDialect } from './dialects.js';
+import { createMapper } from './render.js';
 
 const OFFICIAL_JQ_DEFAULT: unknown = JSON.parse(readFileSync(new URL('../../test/fixtures/official-default-mapping.jq.json', import.meta.url), 'utf8'));
 const BUILT_IN_JSONATA: unknown = JSON.parse(readFileSync(BUILT_IN_MAPPING_PATH, 'utf8'));
+const OFFICIAL_TEST_MAPPING: unknown = (
+  JSON.parse(readFileSync(new URL('../../test/fixtures/official-agent-cases.json', import.meta.url), 'utf8')) as { mapping_files: Record<string, unknown> }
+).mapping_files.mock_control_the_payload_config;
 const ENVIRONMENT = { GITLAB_URL: 'https://gitlab.internal/', platform_infra_deployer: 'glptt-token' };
 
 /** A factory that remembers what it made and which of those were closed. */
@@ -95,6 +99,40 @@ describe('compileInDialect', () => {
         error.message.startsWith('The payload mapping fits neither dialect (CONTROL_THE_PAYLOAD_DIALECT is not set). As JSONata: Mapping 1, field "url": the jsonata expression ".payload.url" does not compile') &&
         error.message.includes('As jq: Mapping 0, field "enabled": the jq expression "payload.kind = \\"deploy\\"" does not compile'),
     );
+    assert.deepEqual(factory.open(), []);
+  });
+
+  it('runs the official test file, whose enabled jq refuses, as the official agent does: that expression yields null', async () => {
+    const result = detect(OFFICIAL_TEST_MAPPING);
+    assert.equal(result.dialect, 'jq');
+    assert.match(result.reason, /fewer expressions fail as jq \(1 expression does not compile, each yields null as in the official agent\)/);
+    assert.deepEqual(
+      result.uncompiled.map((error) => [error.mappingIndex, error.field, error.expression]),
+      [[0, 'enabled', '.payload.non-existing-field']],
+    );
+    assert.match(result.uncompiled[0]?.message ?? '', /^Mapping 0, field "enabled": the jq expression "\.payload\.non-existing-field" does not compile: .*not defined/);
+    const mapper = createMapper(result.mappings);
+    const chosen = await mapper.select({ resourceType: 'run', payload: { 'non-existing-field': true } });
+    assert.equal(chosen?.index, 1, 'the uncompiled enabled never matches, even where the field exists');
+    assert.deepEqual(result.open, ['jq']);
+  });
+
+  it('tolerates an uncompiled jq expression with the dialect set, where it yields null, but never a JSONata one', async () => {
+    const result = detect([{ url: '"http://x"', body: { kept: '.a', broken: '.a | ' } }], 'jq');
+    assert.equal(result.uncompiled.length, 1);
+    const [mapping] = result.mappings;
+    assert.ok(mapping);
+    const request = await createMapper(result.mappings).renderRequest(mapping, { a: 7 }, { url: undefined, method: 'POST', body: {}, headers: {} });
+    assert.deepEqual(request.body, { kept: 7, broken: null });
+    const factory = trackingFactory();
+    assert.throws(() => compileInDialect([{ url: "'http://x'", body: 'a &' }], { dialect: 'jsonata', setBy: 'CONTROL_THE_PAYLOAD_DIALECT' }, factory.compilerFor), /field "body": the jsonata expression "a &" does not compile/);
+    assert.deepEqual(factory.open(), [], 'the refused compiler is closed');
+  });
+
+  it('keeps a JSONata file with a typo an error rather than running it as jq', () => {
+    const factory = trackingFactory();
+    const jsonataWithTypo = [{ enabled: "payload.kind = 'deploy'", url: "'http://x/' & payload.name", body: { n: 'payload.count +' } }];
+    assert.throws(() => compileInDialect(jsonataWithTypo, undefined, factory.compilerFor), /^MappingError: The payload mapping fits neither dialect/);
     assert.deepEqual(factory.open(), []);
   });
 

@@ -6,7 +6,7 @@
  * when both fit, JSONata (the default) is, and the reason says so.
  */
 import { MappingError } from '../errors.js';
-import { compileMappings } from './compile.js';
+import { compileMappingsTolerating } from './compile.js';
 import type { DialectCompiler, MappingDialect } from './dialects.js';
 import type { CompiledMapping } from './types.js';
 
@@ -22,14 +22,21 @@ export interface CompiledInDialect {
   dialect: MappingDialect;
   /** Why this dialect, for the start-up log line. */
   reason: string;
+  /**
+   * jq expressions that do not compile, each kept as one that yields null, as the official agent
+   * treats them; empty in JSONata, where one stops the start.
+   */
+  uncompiled: MappingError[];
 }
 
-type Attempt = { fits: true; mappings: CompiledMapping[]; compiler: DialectCompiler } | { fits: false; error: MappingError };
+type Attempt =
+  | { fits: true; mappings: CompiledMapping[]; uncompiled: MappingError[]; compiler: DialectCompiler; dialect: MappingDialect }
+  | { fits: false; error: MappingError };
 
 function attempt(raw: unknown, dialect: MappingDialect, compilerFor: CompilerFactory): Attempt {
   const compiler = compilerFor(dialect);
   try {
-    return { fits: true, mappings: compileMappings(raw, compiler), compiler };
+    return { fits: true, ...compileMappingsTolerating(raw, compiler), compiler, dialect };
   } catch (error) {
     compiler.close();
     if (error instanceof MappingError) return { fits: false, error };
@@ -37,8 +44,20 @@ function attempt(raw: unknown, dialect: MappingDialect, compilerFor: CompilerFac
   }
 }
 
-function chosen(result: Attempt & { fits: true }, dialect: MappingDialect, reason: string): CompiledInDialect {
-  return { mappings: result.mappings, compiler: result.compiler, dialect, reason };
+type Compiled = Attempt & { fits: true };
+
+/**
+ * The official agent runs a jq file with expressions jq refuses (they yield null there); a JSONata
+ * file is ours alone, and a typo in it stops the start.
+ */
+function accepted(result: Attempt, reason: string): CompiledInDialect {
+  if (!result.fits) throw result.error;
+  const [firstUncompiled] = result.uncompiled;
+  if (result.dialect === 'jsonata' && firstUncompiled) {
+    result.compiler.close();
+    throw firstUncompiled;
+  }
+  return { mappings: result.mappings, compiler: result.compiler, dialect: result.dialect, reason, uncompiled: result.uncompiled };
 }
 
 /** A dialect chosen by the operator, and where (`CONTROL_THE_PAYLOAD_DIALECT`, `--dialect`). */
@@ -47,29 +66,49 @@ export interface DialectSetting {
   setBy: string;
 }
 
+function closing(result: Compiled, other: Compiled, reason: string): CompiledInDialect {
+  other.compiler.close();
+  return accepted(result, reason);
+}
+
+function expressionsThatDoNotCompile(count: number): string {
+  return count === 1 ? '1 expression does not compile' : `${count} expressions do not compile`;
+}
+
 /**
  * Compiles `raw` (a parsed mapping file) in the dialect `setting` names, or in the one its
- * expressions fit when `setting` is undefined.
- * @throws MappingError naming the first expression that fails (in each dialect, when detecting).
+ * expressions fit when `setting` is undefined: the one where all compile (JSONata, the default,
+ * when both do), else jq when fewer of its expressions fail there than in JSONata.
+ * @throws MappingError for a mistake in the file's shape, or naming the first expression that fails
+ * (in each dialect, when detecting).
  */
 export function compileInDialect(raw: unknown, setting: DialectSetting | undefined, compilerFor: CompilerFactory): CompiledInDialect {
-  if (setting !== undefined) {
-    const result = attempt(raw, setting.dialect, compilerFor);
-    if (!result.fits) throw result.error;
-    return chosen(result, setting.dialect, `${setting.setBy}=${setting.dialect}`);
-  }
+  if (setting !== undefined) return accepted(attempt(raw, setting.dialect, compilerFor), `${setting.setBy}=${setting.dialect}`);
   const jsonata = attempt(raw, 'jsonata', compilerFor);
   const jq = attempt(raw, 'jq', compilerFor);
-  if (jsonata.fits) {
-    if (!jq.fits) return chosen(jsonata, 'jsonata', `${DIALECT_VARIABLE} is not set and every expression compiles as JSONata, not as jq (${jq.error.message})`);
-    jq.compiler.close();
-    return chosen(jsonata, 'jsonata', `${DIALECT_VARIABLE} is not set and every expression compiles both as JSONata and as jq: JSONata, the default (set ${DIALECT_VARIABLE}=jq for jq)`);
-  }
-  if (jq.fits) return chosen(jq, 'jq', `${DIALECT_VARIABLE} is not set and every expression compiles as jq, not as JSONata (${jsonata.error.message})`);
   // A mistake in the file's shape (not a list, an unknown field) is the same in either language.
-  const structural = [jsonata.error, jq.error].find((error) => error.expression === undefined);
-  if (structural) throw structural;
-  throw new MappingError(`The payload mapping fits neither dialect (${DIALECT_VARIABLE} is not set). As JSONata: ${jsonata.error.message}. As jq: ${jq.error.message}`, {
-    ...(jsonata.error.mappingIndex === undefined ? {} : { mappingIndex: jsonata.error.mappingIndex }),
+  const misshapen = [jsonata, jq].find((result): result is Attempt & { fits: false } => !result.fits);
+  if (misshapen || !jsonata.fits || !jq.fits) {
+    for (const result of [jsonata, jq]) if (result.fits) result.compiler.close();
+    throw misshapen?.error;
+  }
+  const [jsonataError] = jsonata.uncompiled;
+  const [jqError] = jq.uncompiled;
+  if (!jsonataError) {
+    if (jqError) return closing(jsonata, jq, `${DIALECT_VARIABLE} is not set and every expression compiles as JSONata, not as jq (${jqError.message})`);
+    return closing(jsonata, jq, `${DIALECT_VARIABLE} is not set and every expression compiles both as JSONata and as jq: JSONata, the default (set ${DIALECT_VARIABLE}=jq for jq)`);
+  }
+  if (!jqError) return closing(jq, jsonata, `${DIALECT_VARIABLE} is not set and every expression compiles as jq, not as JSONata (${jsonataError.message})`);
+  if (jq.uncompiled.length < jsonata.uncompiled.length) {
+    return closing(
+      jq,
+      jsonata,
+      `${DIALECT_VARIABLE} is not set and fewer expressions fail as jq (${expressionsThatDoNotCompile(jq.uncompiled.length)}, each yields null as in the official agent) than as JSONata (${jsonataError.message})`,
+    );
+  }
+  jsonata.compiler.close();
+  jq.compiler.close();
+  throw new MappingError(`The payload mapping fits neither dialect (${DIALECT_VARIABLE} is not set). As JSONata: ${jsonataError.message}. As jq: ${jqError.message}`, {
+    ...(jsonataError.mappingIndex === undefined ? {} : { mappingIndex: jsonataError.mappingIndex }),
   });
 }

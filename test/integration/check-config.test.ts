@@ -11,6 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { startAgent } from '../support/agent-process.js';
 import { listenCountingConnections } from '../support/counting-listener.js';
 import type { CountingListener } from '../support/counting-listener.js';
+import { officialMappingFile } from '../support/official-cases.js';
 
 const SECRETS = {
   PORT_CLIENT_ID: 'client-id-3f9a1c7e',
@@ -193,6 +194,11 @@ describe('port-agent check-config', () => {
     assertConfigError(
       await checkConfig({ ...valid, CONTROL_THE_PAYLOAD_DIALECT: 'jq', CONTROL_THE_PAYLOAD_CONFIG_PATH: path('jq.json', JSON.stringify([{ enabled: true }, { body: { a: '.payload | map(' } }])) }),
       /^port-agent: Mapping 1, field "body\.a": the jq expression "\.payload \| map\(" does not compile/,
+    );
+    // The official agent's test file runs in the agent (that expression yields null) but is refused here.
+    assertConfigError(
+      await checkConfig({ ...valid, CONTROL_THE_PAYLOAD_CONFIG_PATH: path('official-test.json', JSON.stringify(officialMappingFile('mock_control_the_payload_config'))) }),
+      /^port-agent: Mapping 0, field "enabled": the jq expression "\.payload\.non-existing-field" does not compile: /,
     );
     assertConfigError(
       await checkConfig({ ...valid, CONTROL_THE_PAYLOAD_CONFIG_PATH: path('unknown.json', JSON.stringify([{ reprot: {} }])) }),
