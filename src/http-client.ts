@@ -173,13 +173,36 @@ export function createHttpTransport(baseUrl: string, options: HttpClientOptions)
   };
 }
 
-/** Response headers as a plain record with lower-case names. */
-export function headerRecord(headers: unknown): Record<string, string> {
+/** Response headers as a plain record, names lower-cased unless kept as given. */
+export function headerRecord(headers: unknown, nameCase: 'lower' | 'as-given' = 'lower'): Record<string, string> {
   const record: Record<string, string> = {};
   if (typeof headers !== 'object' || headers === null) return record;
   for (const [name, value] of Object.entries(headers as Record<string, unknown>)) {
     if (value === undefined || value === null) continue;
-    record[name.toLowerCase()] = Array.isArray(value) ? value.join(', ') : String(value);
+    record[nameCase === 'lower' ? name.toLowerCase() : name] = Array.isArray(value) ? value.join(', ') : String(value);
+  }
+  return record;
+}
+
+/**
+ * Response headers with their names as the service sent them (Node.js lower-cases `headers`;
+ * `rawHeaders` keeps the wire's spelling), as the official agent hands them to report expressions:
+ * a name repeated in any case keeps its first spelling, its values joined with ", ".
+ */
+export function headersAsSent(rawHeaders: readonly string[]): Record<string, string> {
+  const record: Record<string, string> = {};
+  const spelling = new Map<string, string>();
+  for (let position = 0; position + 1 < rawHeaders.length; position += 2) {
+    const name = rawHeaders[position] as string;
+    const value = rawHeaders[position + 1] as string;
+    const key = name.toLowerCase();
+    const first = spelling.get(key);
+    if (first === undefined) {
+      spelling.set(key, name);
+      record[name] = value;
+    } else {
+      record[first] = `${record[first]}, ${value}`;
+    }
   }
   return record;
 }

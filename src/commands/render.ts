@@ -56,14 +56,14 @@ export interface RenderOutput {
 }
 
 function readResponse(raw: unknown): DeliveryResponse {
-  if (raw === undefined) return { status: 200, headers: {}, text: '', json: undefined };
+  if (raw === undefined) return { status: 200, headers: {}, headersAsSent: {}, text: '', json: undefined };
   if (!isPlainObject(raw)) throw new ConfigError('the response file must be a JSON object like {"statusCode": 200, "body": {...}}');
   const status = raw.statusCode ?? raw.status;
   if (typeof status !== 'number' || !Number.isInteger(status) || status < 100 || status > 599) {
     throw new ConfigError('the response file needs a statusCode between 100 and 599');
   }
   const text = raw.body === undefined || raw.body === null ? '' : typeof raw.body === 'string' ? raw.body : JSON.stringify(raw.body);
-  return { status, headers: headerRecord(raw.headers), text, json: parseJsonBody(text) };
+  return { status, headers: headerRecord(raw.headers), headersAsSent: headerRecord(raw.headers, 'as-given'), text, json: parseJsonBody(text) };
 }
 
 export async function renderDryRun(input: RenderInput): Promise<RenderOutput> {
@@ -113,7 +113,7 @@ export async function renderDryRun(input: RenderInput): Promise<RenderOutput> {
     const overrides = await mapper.renderReport(mapping, {
       body: rendered,
       request,
-      response: { statusCode: response.status, headers: response.headers, text: response.text, json: response.json ?? null },
+      response: { statusCode: response.status, headers: response.headersAsSent, text: response.text, json: response.json ?? null },
     });
     const plan = planActionReport(invocationMethod.synchronized, response, overrides, true);
     return { ...output, report: { runResponse: plan.runResponse ?? null, statusPatch: plan.statusPatch ?? null } };

@@ -4,7 +4,7 @@
  */
 import type { AxiosError, AxiosInstance } from 'axios';
 import { DeliveryError, describeError } from '../errors.js';
-import { headerRecord, parseJsonBody } from '../http-client.js';
+import { headerRecord, headersAsSent, parseJsonBody } from '../http-client.js';
 import type { AgentMetrics } from '../health/metrics.js';
 import { statusClassOf } from '../health/metrics.js';
 import type { Logger } from '../log.js';
@@ -18,7 +18,10 @@ import { signatureHeaders } from './sign.js';
 
 export interface DeliveryResponse {
   status: number;
+  /** Names lower-cased, for the agent's own reading (`retry-after`). */
   headers: Record<string, string>;
+  /** Names as the service sent them, for report expressions (`.response.headers.Location`). */
+  headersAsSent: Record<string, string>;
   text: string;
   /** The body parsed as JSON, when it is JSON. */
   json: unknown;
@@ -147,6 +150,12 @@ function checkingRedirects(targets: TargetPolicy | undefined): { beforeRedirect?
   };
 }
 
+/** The response's headers as sent, from the Node.js request axios made (its `res.rawHeaders`). */
+function wireHeaders(request: unknown): Record<string, string> | undefined {
+  const rawHeaders = (request as { res?: { rawHeaders?: unknown } } | undefined)?.res?.rawHeaders;
+  return Array.isArray(rawHeaders) && rawHeaders.every((item) => typeof item === 'string') ? headersAsSent(rawHeaders) : undefined;
+}
+
 export function createDeliverer(deps: DelivererDeps): Deliverer {
   async function send(request: RequestSpec, url: URL, context: DeliveryContext, attemptNumber: number): Promise<AttemptValue> {
     // SPEC §6: compact JSON, non-ASCII raw; the signature covers exactly these bytes.
@@ -170,7 +179,8 @@ export function createDeliverer(deps: DelivererDeps): Deliverer {
         ...checkingRedirects(deps.targets),
       });
       const text = typeof response.data === 'string' ? response.data : String(response.data ?? '');
-      return { kind: 'response', response: { status: response.status, headers: headerRecord(response.headers), text, json: parseJsonBody(text) } };
+      const lowerCased = headerRecord(response.headers);
+      return { kind: 'response', response: { status: response.status, headers: lowerCased, headersAsSent: wireHeaders(response.request) ?? lowerCased, text, json: parseJsonBody(text) } };
     } catch (error) {
       const refused = refusedRedirect(error);
       if (refused) {

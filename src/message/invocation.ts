@@ -43,14 +43,17 @@ export function runIdOf(message: unknown): string | undefined {
   return typeof runId === 'string' && runId !== '' ? runId : undefined;
 }
 
-/** SPEC §3: the invocation method's place depends on the topic; only `agent: true` is ours. */
-export function classify(message: unknown, role: TopicRole): Classification {
+/**
+ * The invocation method's place depends on the topic; only `agent: true` is ours, unless the run
+ * was `claimed` from Port's polling API, which hands this agent its own runs without the flag.
+ */
+export function classify(message: unknown, role: TopicRole, claimed = false): Classification {
   if (!isPlainObject(message)) throw new MessageError('the message is not a JSON object');
   const runId = runIdOf(message);
   const invocationMethod = role === 'runs' ? member(message, 'payload', 'action', 'invocationMethod') : member(message, 'changelogDestination');
   const where = role === 'runs' ? 'payload.action.invocationMethod' : 'changelogDestination';
   if (!isPlainObject(invocationMethod)) return { kind: 'not-for-agent', runId, reason: `no ${where} object` };
-  if (invocationMethod.agent !== true) return { kind: 'not-for-agent', runId, reason: `${where}.agent is not true` };
+  if (!claimed && invocationMethod.agent !== true) return { kind: 'not-for-agent', runId, reason: `${where}.agent is not true` };
   if (role === 'changelog') return { kind: 'invocation', invocationKind: 'changelog', runId, rawInvocationMethod: invocationMethod };
   if (runId === undefined) throw new MessageError('the run message has no context.runId');
   // The run id goes into Port API paths; anything but a plain identifier is not Port's.

@@ -19,6 +19,10 @@ import type { Reporter, RunRef, RunReports } from '../reporting/reporter.js';
 import { displayUrl, failureSummary } from '../reporting/summary.js';
 import type { HandleOutcome, MessageHandler, SourceMessage } from '../sources/types.js';
 
+/** Polling cannot split runs between agents: the claim already gave the run to this one. */
+export const UNMATCHED_CLAIMED_RUN_SUMMARY =
+  'The agent found no payload mapping for this action run. It was claimed through Port\'s polling API, so no other agent will handle it.';
+
 export interface HandlerDeps {
   mapper: Mapper;
   deliverer: Deliverer;
@@ -116,7 +120,7 @@ export function createMessageHandler(deps: HandlerDeps): MessageHandler {
     const plain = toPlainValue(root);
     let classification;
     try {
-      classification = classify(plain, message.role);
+      classification = classify(plain, message.role, message.origin === 'claimed');
     } catch (error) {
       if (error instanceof MessageError) return unreadable(error, message.role, logger, accepted);
       throw error;
@@ -131,9 +135,9 @@ export function createMessageHandler(deps: HandlerDeps): MessageHandler {
     const trace = traceContextFor(message.traceparent ?? messageTraceparent(plain));
     const runLogger = logger.child(runId === undefined ? { traceId: trace.traceId } : { runId, traceId: trace.traceId });
 
-    // SPEC §4: change-log events are not signed; everything on the runs topic must be. SPEC §8:
-    // runs claimed by polling come over an authenticated API call, unsigned.
-    if (message.isSigned) {
+    // Change-log events are not signed; everything on the runs topic must be. Runs claimed by
+    // polling come over an authenticated API call, unsigned.
+    if (message.origin === 'kafka' && message.role === 'runs') {
       const verdict = verifyIncomingSignature(root, secret);
       if (!verdict.valid) {
         runLogger.warn({ reason: verdict.reason }, 'message dropped: invalid signature');
@@ -163,7 +167,7 @@ export function createMessageHandler(deps: HandlerDeps): MessageHandler {
     const body = withoutSignatureHeaders(plain as Message, invocationMethod.type);
     // Stable across attempts and redeliveries; change-log events have no run id, their place does.
     const idempotencyKey = runId !== undefined && invocationKind !== 'changelog' ? runId : `${message.topic}-${message.partition}-${message.offset}`;
-    return deliverInvocation(body, invocationKind, invocationMethod, accepted, { idempotencyKey, traceparent: trace.traceparent }, runLogger);
+    return deliverInvocation(body, invocationKind, invocationMethod, accepted, { idempotencyKey, traceparent: trace.traceparent, claimed: message.origin === 'claimed' }, runLogger);
   }
 
   function decryptForMapping(message: Message, paths: readonly string[], logger: Logger, onDecrypted: (plaintext: string) => void): Message {
@@ -181,7 +185,7 @@ export function createMessageHandler(deps: HandlerDeps): MessageHandler {
     kind: InvocationKind,
     invocationMethod: InvocationMethod,
     accepted: Accepted,
-    sent: { idempotencyKey: string; traceparent: string },
+    sent: { idempotencyKey: string; traceparent: string; claimed: boolean },
     logger: Logger,
   ): Promise<HandleOutcome> {
     const { run } = accepted;
@@ -197,7 +201,13 @@ export function createMessageHandler(deps: HandlerDeps): MessageHandler {
           reportFailure(accepted, run, 'The agent found no payload mapping for this workflow node run.', logger);
           return 'failed';
         }
-        // SPEC §5: silence, so several agents can split runs between them with `enabled` filters.
+        if (run?.kind === 'action-run' && sent.claimed) {
+          // Claimed and acknowledged: Port shows it to no other agent, so silence would leave it in progress.
+          logger.warn('action run failed: no payload mapping matches it, and a claimed run is no other agent\'s');
+          reportFailure(accepted, run, UNMATCHED_CLAIMED_RUN_SUMMARY, logger);
+          return 'failed';
+        }
+        // Silence, so several agents can split runs between them with `enabled` filters.
         logger.info('message skipped: no payload mapping matches it');
         return 'skipped';
       }
@@ -240,7 +250,7 @@ export function createMessageHandler(deps: HandlerDeps): MessageHandler {
         const overrides = await mapper.renderReport(mapping, {
           body: rendered,
           request,
-          response: { statusCode: response.status, headers: response.headers, text: response.text, json: response.json ?? null },
+          response: { statusCode: response.status, headers: response.headersAsSent, text: response.text, json: response.json ?? null },
         });
         reports.responded(response, overrides);
       }

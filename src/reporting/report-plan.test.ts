@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { planActionReport, planNodeRunReport } from './report-plan.js';
 
-const ok = { status: 200, headers: {}, text: '{"a":1}', json: { a: 1 } };
-const empty = { status: 204, headers: {}, text: '', json: undefined };
-const failed = { status: 502, headers: {}, text: 'bad gateway', json: undefined };
+const ok = { status: 200, headers: {}, headersAsSent: {}, text: '{"a":1}', json: { a: 1 } };
+const empty = { status: 204, headers: {}, headersAsSent: {}, text: '', json: undefined };
+const failed = { status: 502, headers: {}, headersAsSent: {}, text: 'bad gateway', json: undefined };
 
 describe('planActionReport', () => {
   it('reports SUCCESS and the response of a synchronous success', () => {
@@ -40,6 +40,16 @@ describe('planNodeRunReport', () => {
   it('completes a synchronous success with the response, {} for an empty body', () => {
     assert.deepEqual(planNodeRunReport(true, ok), { status: 'COMPLETED', result: 'SUCCESS', output: { response: { status: 200, data: { a: 1 } } } });
     assert.deepEqual(planNodeRunReport(true, empty), { status: 'COMPLETED', result: 'SUCCESS', output: { response: { status: 204, data: {} } } });
+  });
+
+  it('reports {} for every body Python finds falsy, as the official agent writes `get_response_body(res) or {}`', () => {
+    for (const [text, json] of [['null', null], ['false', false], ['0', 0], ['""', ''], ['[]', []], ['{}', {}]] as const) {
+      assert.deepEqual(planNodeRunReport(true, { ...ok, text, json }), { status: 'COMPLETED', result: 'SUCCESS', output: { response: { status: 200, data: {} } } }, text);
+    }
+    for (const [text, json] of [['1', 1], ['true', true], ['"x"', 'x'], ['[0]', [0]]] as const) {
+      assert.deepEqual(planNodeRunReport(true, { ...ok, text, json })?.output, { response: { status: 200, data: json } }, text);
+    }
+    assert.deepEqual(planNodeRunReport(true, { ...ok, text: 'plain text', json: undefined })?.output, { response: { status: 200, data: 'plain text' } });
   });
 
   it('fails on an error status, and leaves an asynchronous success alone', () => {

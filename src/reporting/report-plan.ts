@@ -45,6 +45,8 @@ export function planActionReport(synchronized: boolean, response: DeliveryRespon
 export function planNodeRunReport(synchronized: boolean, response: DeliveryResponse): Record<string, unknown> | undefined {
   if (!isSuccessStatus(response.status)) return { status: 'COMPLETED', result: 'FAILED' };
   if (!synchronized) return undefined;
-  const data = response.text.trim() === '' ? {} : responseBody(response);
+  // The official agent writes `get_response_body(res) or {}`: any body Python finds falsy is {}.
+  const body = responseBody(response);
+  const data = isPythonTruthy(body) ? body : {};
   return { status: 'COMPLETED', result: 'SUCCESS', output: { response: { status: response.status, data } } };
 }

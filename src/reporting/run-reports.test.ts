@@ -47,7 +47,7 @@ function budgetThat(isShort: () => boolean): PortBudget {
 }
 
 const roomy = budgetThat(() => false);
-const response = (status: number, json: unknown): DeliveryResponse => ({ status, headers: {}, text: JSON.stringify(json), json });
+const response = (status: number, json: unknown): DeliveryResponse => ({ status, headers: {}, headersAsSent: {}, text: JSON.stringify(json), json });
 
 function reportsOf(port: PortClient, runLogs: RunLogsMode, options: { synchronized?: boolean; kind?: 'action-run' | 'node-run'; budget?: PortBudget; onFolded?: (lines: number) => void } = {}): RunReports {
   return createRunReports(
@@ -243,7 +243,7 @@ describe('run reports', () => {
     const port = recordingPort();
     const reports = reportsOf(port, 'all');
     const huge = 'x'.repeat(2_000_000);
-    reports.responded({ status: 500, headers: {}, text: huge, json: undefined }, {});
+    reports.responded({ status: 500, headers: {}, headersAsSent: {}, text: huge, json: undefined }, {});
     await reports.settled();
     for (const call of port.calls) assert.ok(Buffer.byteLength(JSON.stringify(call.body)) < 1_048_576, `${call.route} fits in 1 MiB`);
     const firstLine = lines(port)[0] ?? '';

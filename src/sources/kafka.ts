@@ -250,7 +250,7 @@ export function createKafkaSource(deps: KafkaSourceDeps): Source {
         const { offset } = message;
         state.progress.dispatched(offset);
         const handle = () =>
-          onMessage({ topic, partition, offset, role, isSigned: role === 'runs', value: message.value, traceparent: traceparentHeader(message.headers) })
+          onMessage({ topic, partition, offset, role, origin: 'kafka', value: message.value, traceparent: traceparentHeader(message.headers) })
             .then((handled) => awaitReports(handled, deps.awaitingReports, release))
             .then(() => undefined);
         const key = role === 'changelog' && message.key ? message.key.toString('base64') : undefined;

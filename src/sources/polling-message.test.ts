@@ -42,7 +42,7 @@ describe('claimedRunId', () => {
 });
 
 describe('buildRunMessage for an action run', () => {
-  it('is the event with the flattened invocation method, its headers and the run id', () => {
+  it('is the event with the invocation method rebuilt from the flattened keys, its headers and the run id', () => {
     const message = built(
       'action-run',
       claimedActionRun({ type: 'WEBHOOK', url: 'http://svc.internal/deploy', agent: true, synchronized: false, method: 'PUT', headers: { 'X-Team': 'payments' }, body: EVENT }),
@@ -56,7 +56,7 @@ describe('buildRunMessage for an action run', () => {
         ...EVENT.payload,
         action: {
           identifier: 'deploy_service',
-          invocationMethod: { type: 'WEBHOOK', agent: true, url: 'http://svc.internal/deploy', synchronized: false, method: 'PUT', headers: { 'X-Team': 'payments' } },
+          invocationMethod: { type: 'WEBHOOK', url: 'http://svc.internal/deploy', synchronized: false, method: 'PUT', headers: { 'X-Team': 'payments' } },
         },
       },
     });
@@ -67,10 +67,11 @@ describe('buildRunMessage for an action run', () => {
     assert.deepEqual(Object.keys(message), ['action', 'resourceType', 'status', 'trigger', 'context', 'payload', 'headers']);
   });
 
-  it("fills what the flattened payload lacks from the event's invocation method, then the defaults", () => {
-    const message = built('action-run', claimedActionRun({ url: 'http://svc/override', body: EVENT }), 'r_claimed');
-    const invocationMethod = (message.payload as { action: { invocationMethod: unknown } }).action.invocationMethod;
-    assert.deepEqual(invocationMethod, { type: 'WEBHOOK', agent: true, url: 'http://svc/override', synchronized: true, method: 'POST', headers: {} });
+  it("replaces the event's invocation method by exactly type, url, synchronized, method and headers, as the official agent does", () => {
+    const message = built('action-run', claimedActionRun({ type: 'WEBHOOK', url: 'http://svc/override', agent: true, body: EVENT }), 'r_claimed');
+    const invocationMethod = (message.payload as { action: { invocationMethod: Record<string, unknown> } }).action.invocationMethod;
+    assert.deepEqual(invocationMethod, { type: 'WEBHOOK', url: 'http://svc/override', synchronized: false, method: 'POST', headers: {} });
+    assert.deepEqual(Object.keys(invocationMethod), ['type', 'url', 'synchronized', 'method', 'headers']);
     assert.deepEqual(message.headers, {});
   });
 
@@ -78,7 +79,7 @@ describe('buildRunMessage for an action run', () => {
     const message = built('action-run', claimedActionRun({ type: 'WEBHOOK', url: 'http://svc/x', agent: true }), 'r_claimed');
     assert.deepEqual(message, {
       headers: {},
-      payload: { action: { invocationMethod: { type: 'WEBHOOK', url: 'http://svc/x', agent: true, synchronized: false, method: 'POST', headers: {} } } },
+      payload: { action: { invocationMethod: { type: 'WEBHOOK', url: 'http://svc/x', synchronized: false, method: 'POST', headers: {} } } },
       context: { runId: 'r_claimed' },
     });
   });
@@ -92,7 +93,7 @@ describe('buildRunMessage for an action run', () => {
 
   it('is what the pipeline classifies as an agent action run, with the invocation method it reads', () => {
     const message = built('action-run', claimedActionRun({ type: 'WEBHOOK', url: 'http://svc/x', agent: true, synchronized: true, headers: { A: 'b' }, body: EVENT }), 'r_claimed');
-    const classification = classify(JSON.parse(JSON.stringify(message)) as unknown, 'runs');
+    const classification = classify(JSON.parse(JSON.stringify(message)) as unknown, 'runs', true);
     assert.equal(classification.kind, 'invocation');
     if (classification.kind !== 'invocation') return;
     assert.equal(classification.invocationKind, 'action-run');
@@ -106,9 +107,10 @@ describe('buildRunMessage for an action run', () => {
     });
   });
 
-  it('leaves agent: false in place, so the pipeline skips the run as the reference does', () => {
+  it('is the agent\'s whatever its agent flag says: the official agent drops the flag of a claimed run', () => {
     const message = built('action-run', claimedActionRun({ type: 'WEBHOOK', url: 'http://svc/x', agent: false, body: EVENT }), 'r_claimed');
-    assert.equal(classify(message, 'runs').kind, 'not-for-agent');
+    assert.equal(classify(message, 'runs', true).kind, 'invocation');
+    assert.equal(classify(message, 'runs').kind, 'not-for-agent', 'the same message from Kafka would not be');
   });
 
   const invalid: [string, unknown, RegExp][] = [
@@ -135,10 +137,10 @@ describe('buildRunMessage for a workflow node run', () => {
     const message = built('node-run', { identifier: 'wfnr_claimed', config }, 'wfnr_claimed');
     assert.deepEqual(message, {
       headers: { 'X-Node': '1' },
-      payload: { action: { invocationMethod: { type: 'WEBHOOK', agent: true, url: 'http://svc/node', synchronized: true, method: 'PATCH', headers: { 'X-Node': '1' } } } },
+      payload: { action: { invocationMethod: { type: 'WEBHOOK', url: 'http://svc/node', synchronized: true, method: 'PATCH', headers: { 'X-Node': '1' } } } },
       context: { runId: 'wfnr_claimed', nodeConfig: config },
     });
-    const classification = classify(message, 'runs');
+    const classification = classify(message, 'runs', true);
     assert.equal(classification.kind === 'invocation' && classification.invocationKind, 'node-run');
   });
 
@@ -146,7 +148,6 @@ describe('buildRunMessage for a workflow node run', () => {
     const message = built('node-run', { identifier: 'wfnr_claimed', config: { type: 'WEBHOOK', agent: true, url: 'http://svc/node' } }, 'wfnr_claimed');
     assert.deepEqual((message.payload as { action: { invocationMethod: unknown } }).action.invocationMethod, {
       type: 'WEBHOOK',
-      agent: true,
       url: 'http://svc/node',
       synchronized: false,
       method: 'POST',
@@ -154,9 +155,12 @@ describe('buildRunMessage for a workflow node run', () => {
     });
   });
 
-  it('without a config is not for an agent, as the reference skips it', () => {
+  it('without a config still carries all five keys, type and url null, so the pipeline fails it rather than leave it claimed', () => {
     const message = built('node-run', { identifier: 'wfnr_claimed' }, 'wfnr_claimed');
-    assert.equal(classify(message, 'runs').kind, 'not-for-agent');
+    assert.deepEqual((message.payload as { action: { invocationMethod: unknown } }).action.invocationMethod, { type: null, url: null, synchronized: false, method: 'POST', headers: {} });
+    const classification = classify(message, 'runs', true);
+    assert.ok(classification.kind === 'invocation');
+    assert.deepEqual(readInvocationMethod(classification.rawInvocationMethod, 'runs', 'wfnr_claimed'), { type: undefined, url: undefined, method: 'POST', synchronized: false, headers: {} });
   });
 
   it('cannot be built from a config that is not an object', () => {

@@ -1,21 +1,21 @@
 /**
- * The message the pipeline handles for a run claimed from Port's polling API (SPEC §8): the shape
+ * The message the pipeline handles for a run claimed from Port's polling API: the shape
  * a runs-topic message has, so classifying, mapping, delivery and reporting are the Kafka path's.
  *
- * Field names follow the official agent (port-labs/port-agent):
+ * Field names and shapes follow the official agent (port-labs/port-agent), whose bodies a service
+ * may already parse:
  * - a claimed action run is `{id, payload: {type, url, agent, synchronized, method, headers, body}}`,
  *   the invocation method flattened on `payload` and the Port event in `payload.body`
- *   (app/streamers/polling/polling_streamer.py, `process_run`; the flattened keys override the
- *   event's own `payload.action.invocationMethod`, defaults `synchronized: false`, `method: POST`,
- *   `headers: {}`; no `type` or `url` is an error);
+ *   (app/streamers/polling/polling_streamer.py, `process_run`); no `type` or `url` is an error;
  * - a claimed workflow node run is `{identifier, config: {type, url, agent, synchronized, method,
  *   headers}}` (`process_wf_node_run`);
  * - the message is built as app/processors/polling/polling_to_webhook_processor.py builds it: the
- *   event with `headers`, `payload.action.invocationMethod` and `context.runId` set, and for a
- *   node run `{headers, payload: {action: {invocationMethod}}, context: {runId, nodeConfig}}`.
+ *   event with `headers`, `context.runId` and `payload.action.invocationMethod` set — the latter
+ *   replaced by exactly `{type, url, synchronized, method, headers}` (defaults `false`, `POST`,
+ *   `{}`; `agent` left out) — and for a node run `{headers, payload: {action: {invocationMethod}},
+ *   context: {runId, nodeConfig}}`.
  *
- * `agent` stays in the invocation method: the pipeline's classification skips a run whose `agent`
- * is not true, as the official agent skips it ("not for agent").
+ * Without `agent`, the pipeline knows a claimed run by its source: Port handed it to this agent.
  */
 import { isPlainObject } from '../json-shape.js';
 
@@ -23,9 +23,6 @@ export type ClaimedRunKind = 'action-run' | 'node-run';
 
 /** A claimed run turned into a message, or why it could not be (the run is then reported failed). */
 export type BuiltRunMessage = { ok: true; message: Record<string, unknown> } | { ok: false; reason: string };
-
-/** The invocation-method keys Port flattens on a claimed action run's payload. */
-const FLATTENED_INVOCATION_METHOD_KEYS = ['type', 'url', 'agent', 'synchronized', 'method', 'headers'] as const;
 
 /** The run's id as Port names it: `id` for an action run, `identifier` for a node run. */
 export function claimedRunId(kind: ClaimedRunKind, run: unknown): string | undefined {
@@ -44,26 +41,25 @@ function objectAt(parent: Record<string, unknown>, key: string, where: string): 
   return value;
 }
 
-/** The invocation-method keys present on `source`, and only those: absent keys must not override. */
-function flattenedInvocationMethod(source: Record<string, unknown>): Record<string, unknown> {
-  const picked: Record<string, unknown> = {};
-  for (const key of FLATTENED_INVOCATION_METHOD_KEYS) if (key in source) picked[key] = source[key];
-  return picked;
-}
-
-function withDefaults(invocationMethod: Record<string, unknown>): Record<string, unknown> {
-  return { ...invocationMethod, synchronized: invocationMethod.synchronized ?? false, method: invocationMethod.method ?? 'POST', headers: invocationMethod.headers ?? {} };
+/** The invocation method as the official agent rebuilds it, with exactly these keys in this order. */
+function invocationMethodOf(source: Record<string, unknown>): Record<string, unknown> {
+  return {
+    type: source.type ?? null,
+    url: source.url ?? null,
+    synchronized: source.synchronized ?? false,
+    method: source.method ?? 'POST',
+    headers: source.headers ?? {},
+  };
 }
 
 function buildActionRun(run: Record<string, unknown>, runId: string): Record<string, unknown> {
   if (!isPlainObject(run.payload)) throw new InvalidRun('the claimed run has no payload object');
   const { payload } = run;
+  if (!payload.type || !payload.url) throw new InvalidRun('the claimed run has no invocation method type or url');
   const event = objectAt(payload, 'body', 'payload.body');
   const eventPayload = objectAt(event, 'payload', 'payload.body.payload');
   const eventAction = objectAt(eventPayload, 'action', 'payload.body.payload.action');
-  const eventInvocationMethod = objectAt(eventAction, 'invocationMethod', 'payload.body.payload.action.invocationMethod');
-  const invocationMethod = withDefaults({ ...eventInvocationMethod, ...flattenedInvocationMethod(payload) });
-  if (!invocationMethod.type || !invocationMethod.url) throw new InvalidRun('the claimed run has no invocation method type or url');
+  const invocationMethod = invocationMethodOf(payload);
   return {
     ...event,
     headers: invocationMethod.headers,
@@ -74,7 +70,7 @@ function buildActionRun(run: Record<string, unknown>, runId: string): Record<str
 
 function buildNodeRun(nodeRun: Record<string, unknown>, runId: string): Record<string, unknown> {
   const config = objectAt(nodeRun, 'config', 'config');
-  const invocationMethod = withDefaults(flattenedInvocationMethod(config));
+  const invocationMethod = invocationMethodOf(config);
   return {
     headers: invocationMethod.headers,
     payload: { action: { invocationMethod } },
@@ -82,7 +78,7 @@ function buildNodeRun(nodeRun: Record<string, unknown>, runId: string): Record<s
   };
 }
 
-/** SPEC §8: the message handled for a claimed run whose id `claimedRunId` read. */
+/** The message handled for a claimed run whose id `claimedRunId` read. */
 export function buildRunMessage(kind: ClaimedRunKind, run: unknown, runId: string): BuiltRunMessage {
   if (!isPlainObject(run)) return { ok: false, reason: 'the claimed run is not an object' };
   try {

@@ -202,7 +202,7 @@ export function createPollingSource(deps: PollingSourceDeps): Source {
         return;
       }
       // The handler reports its own failures (a service error, a mapping error…); only a crash is left.
-      const handled = await handler({ topic: api.topic, partition: 0, offset, role: 'runs', isSigned: false, value: Buffer.from(JSON.stringify(built.message)), traceparent: undefined });
+      const handled = await handler({ topic: api.topic, partition: 0, offset, role: 'runs', origin: 'claimed', value: Buffer.from(JSON.stringify(built.message)), traceparent: undefined });
       await awaitReports(handled, deps.awaitingReports, releaseInHand);
     } catch (error) {
       runLogger.error({ err: describeError(error), stack: error instanceof Error ? error.stack : undefined }, 'run failed: processing it failed unexpectedly');

@@ -7,11 +7,11 @@ export interface SourceMessage {
   offset: string;
   role: TopicRole;
   /**
-   * Whether the message must carry Port's signature (SPEC §4): runs-topic messages do; change-log
-   * events do not, nor runs claimed from Port's API by polling, which come over an authenticated
-   * call (SPEC §8: no signature check).
+   * Where the message came from. Runs-topic messages from Kafka carry Port's signature; change-log
+   * events do not. A run claimed from Port's polling API came over an authenticated call, unsigned,
+   * and is this agent's whatever it says: Port handed it over, and no other agent will see it.
    */
-  isSigned: boolean;
+  origin: 'kafka' | 'claimed';
   value: Buffer | null;
   /** A W3C `traceparent` that came with the message (a Kafka record header), to continue its trace. */
   traceparent: string | undefined;

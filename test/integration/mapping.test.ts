@@ -36,6 +36,7 @@ function gitlabRun(runId: string): Record<string, unknown> {
 
 /** GitLab's trigger endpoint answers 201 with the pipeline, as GitLab does. */
 function gitlabAnswer(path: string) {
+  if (path === '/created') return { status: 201, headers: { Location: 'https://svc.internal/jobs/77', 'X-Job-Id': 'job-77' } };
   return path.endsWith('/trigger/pipeline') ? { status: 201, body: { id: 4711, web_url: 'https://gitlab.internal/platform/infra/deployer/-/pipelines/4711' } } : { status: 200 };
 }
 
@@ -119,5 +120,17 @@ describe('payload mappings in the running agent', () => {
     const rotate = target.requests.find((entry) => entry.path === '/rotate');
     assert.deepEqual(rotate?.json, { password: vector.plaintext, run: 'r_rotate' });
     assert.ok(!JSON.stringify(agent.logs).includes(vector.plaintext), 'the decrypted value is never logged');
+  });
+
+  it('shows report expressions the response header names as the service sent them, as the official agent does', async () => {
+    const directory = mkdtempSync(join(tmpdir(), 'header-case-'));
+    const mappingPath = join(directory, 'mapping.json');
+    writeFileSync(mappingPath, JSON.stringify([{ url: `"${target.url}/created"`, report: { link: '.response.headers.Location', externalRunId: '.response.headers["X-Job-Id"]', summary: '.response.headers.location // "lower case: none"' } }]));
+    const setup = agentSetup(broker, port, { CONTROL_THE_PAYLOAD_CONFIG_PATH: mappingPath, CONTROL_THE_PAYLOAD_DIALECT: 'jq' });
+    await produce(broker.brokers, setup.runsTopic, [{ value: signed(actionRunMessage({ runId: 'r_header_case', url: 'http://unused.invalid/' }), port.clientSecret) }]);
+    const agent = await startConsumingAgent(setup);
+    agents.push(agent);
+    await waitFor(() => port.actionRunLogs('r_header_case').includes(FINISHED), { timeoutMs: 20_000, description: 'the run finished' });
+    assert.deepEqual(port.actionRunPatches('r_header_case'), [{ link: 'https://svc.internal/jobs/77', externalRunId: 'job-77', summary: 'lower case: none' }]);
   });
 });

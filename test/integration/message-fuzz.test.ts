@@ -470,7 +470,7 @@ describe('fuzzing the message stage', () => {
       await Promise.all(
         generated.slice(start, start + HANDLER_CONCURRENCY).map(async (message, offset) => {
           const index = start + offset;
-          const source: SourceMessage = { topic: `org.${message.role}`, partition: index % 4, offset: String(index), role: message.role, isSigned: message.role === 'runs', value: message.bytes, traceparent: undefined };
+          const source: SourceMessage = { topic: `org.${message.role}`, partition: index % 4, offset: String(index), role: message.role, origin: 'kafka', value: message.bytes, traceparent: undefined };
           let timer: NodeJS.Timeout | undefined;
           const deadline = new Promise<'hang'>((resolve) => {
             timer = setTimeout(() => resolve('hang'), MESSAGE_DEADLINE_MS);

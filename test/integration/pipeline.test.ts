@@ -63,7 +63,7 @@ describe('the pipeline ends every run the mapping cannot serve', () => {
     }));
   }
 
-  const onRuns = (message: Record<string, unknown>, offset: string) => ({ topic: 'org.runs', partition: 0, offset, role: 'runs' as const, isSigned: true, value: Buffer.from(signed(message, port.clientSecret)), traceparent: undefined });
+  const onRuns = (message: Record<string, unknown>, offset: string) => ({ topic: 'org.runs', partition: 0, offset, role: 'runs' as const, origin: 'kafka' as const, value: Buffer.from(signed(message, port.clientSecret)), traceparent: undefined });
 
   it('fails a node run no mapping matches, and skips it silently when told to', async () => {
     const mappings = [{ enabled: "payload.action.invocationMethod.url = 'http://never'" }];

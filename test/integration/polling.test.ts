@@ -1,9 +1,13 @@
 /**
- * The polling streamer end to end (SPEC §8, STREAMER_NAME=POLLING): the built agent as its own
+ * The polling streamer end to end (STREAMER_NAME=POLLING): the built agent as its own
  * process, no Kafka, runs claimed from the Port API stand-in and delivered to a real HTTP service.
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
+import { UNMATCHED_CLAIMED_RUN_SUMMARY } from '../../src/pipeline/handle.js';
 import { startAgent } from '../support/agent-process.js';
 import type { AgentLogLine, AgentProcess } from '../support/agent-process.js';
 import { claimedActionRun, claimedNodeRun } from '../support/claimed-runs.js';
@@ -136,7 +140,9 @@ describe('the polling streamer', () => {
     const body = request.json as { context: unknown; headers: unknown; payload: { action: { invocationMethod: unknown } } };
     assert.deepEqual(body.context, { entity: 'checkout', blueprint: 'service', runId: 'r_poll_sync' });
     assert.deepEqual(body.headers, { 'X-Team': 'payments' });
-    assert.deepEqual(body.payload.action.invocationMethod, { type: 'WEBHOOK', agent: true, url: url('/sync-ok'), synchronized: true, method: 'POST', headers: { 'X-Team': 'payments' } });
+    // Rebuilt as the official agent does: exactly these five keys, in this order, without `agent`.
+    assert.deepEqual(body.payload.action.invocationMethod, { type: 'WEBHOOK', url: url('/sync-ok'), synchronized: true, method: 'POST', headers: { 'X-Team': 'payments' } });
+    assert.deepEqual(Object.keys(body.payload.action.invocationMethod as object), ['type', 'url', 'synchronized', 'method', 'headers']);
 
     const [claim] = port.callsTo(CLAIM_ACTION_RUNS);
     assert.deepEqual(claim?.body, { installationId: '_PORT_EXEC_AGENT', limit: 10, invocationMethod: 'WEBHOOK' });
@@ -304,6 +310,23 @@ describe('the polling streamer', () => {
     assert.equal(port.actionRunPatches('r_poll_broken').length, 1);
     const line = agentProcess.logs.find((entry) => entry.msg === 'run failed: the claimed run cannot be processed' && entry.runId === 'r_poll_broken');
     assert.equal(line?.reason, 'the claimed run has no payload object');
+  });
+
+  it('reports FAILURE for a claimed action run no mapping matches: no other agent will see it', async () => {
+    await startPort();
+    const directory = mkdtempSync(join(tmpdir(), 'polling-unmatched-'));
+    const mappingPath = join(directory, 'mapping.json');
+    writeFileSync(mappingPath, JSON.stringify([{ enabled: '.payload.action.identifier == "another_action"' }]));
+    port.enqueueActionRuns([claimedActionRun({ runId: 'r_poll_unmatched', url: url('/unmatched') })]);
+    const agentProcess = pollingAgent({ CONTROL_THE_PAYLOAD_CONFIG_PATH: mappingPath });
+    await waitFor(() => port.actionRunPatches('r_poll_unmatched').length === 1, {
+      timeoutMs: 15_000,
+      description: () => `the unmatched run reported failed; the agent's last lines:\n${lastLines(agentProcess)}`,
+    });
+    assert.deepEqual(port.actionRunPatches('r_poll_unmatched'), [{ status: 'FAILURE', summary: UNMATCHED_CLAIMED_RUN_SUMMARY }]);
+    assert.deepEqual(requestsTo('/unmatched'), [], 'nothing is sent');
+    const line = agentProcess.logs.find((entry) => entry.runId === 'r_poll_unmatched' && entry.level === 'warn');
+    assert.match(String(line?.msg), /^action run failed: no payload mapping matches it/);
   });
 
   it('has several runs of a slow service in flight at once, up to AGENT_MAX_IN_FLIGHT', async () => {
