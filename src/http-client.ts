@@ -16,7 +16,7 @@ import { HttpProxyAgent } from 'http-proxy-agent';
 import { HttpsProxyAgent } from 'https-proxy-agent';
 import { Agent, EnvHttpProxyAgent } from 'undici';
 import type { Dispatcher } from 'undici';
-import { createProxyRouter, hasProxy } from './proxy-routing.js';
+import { createProxyRouter, hasProxy, proxiesByScheme } from './proxy-routing.js';
 import type { ProxySettings } from './proxy-routing.js';
 
 /** Responses larger than this are cut off: a runaway service must not exhaust the agent's memory. */
@@ -29,7 +29,7 @@ export interface HttpClientOptions {
   userAgent: string;
   /** Open connections per host; more calls wait for one (each socket costs buffers). */
   maxSocketsPerHost: number;
-  /** HTTP(S)_PROXY and NO_PROXY (SPEC §1); absent: direct connections. */
+  /** HTTP(S)_PROXY, ALL_PROXY and NO_PROXY; absent: direct connections. */
   proxy?: ProxySettings | undefined;
   /** The CAs to trust (tls-trust.ts); absent: Node's defaults (which include NODE_EXTRA_CA_CERTS). */
   ca?: string[] | undefined;
@@ -140,12 +140,12 @@ export function createHttpTransport(baseUrl: string, options: HttpClientOptions)
   const pathPrefix = base.pathname.replace(/\/+$/, '');
   const tls = { rejectUnauthorized: options.verifyTls, ...(options.ca ? { ca: options.ca } : {}) };
   const agentOptions = { connections: options.maxSocketsPerHost, pipelining: 1, connect: tls };
+  const proxies = options.proxy && hasProxy(options.proxy) ? { ...proxiesByScheme(options.proxy), noProxy: options.proxy.noProxy } : undefined;
   // Empty strings, not undefined: undici would read the environment itself for an absent value.
-  const dispatcher: Dispatcher =
-    options.proxy && hasProxy(options.proxy)
-      ? // proxyTunnel false: http:// calls go to the proxy in absolute form, as webhook calls do.
-        new EnvHttpProxyAgent({ ...agentOptions, proxyTunnel: false, requestTls: tls, proxyTls: tls, httpProxy: options.proxy.httpProxy ?? '', httpsProxy: options.proxy.httpsProxy ?? options.proxy.httpProxy ?? '', noProxy: options.proxy.noProxy })
-      : new Agent(agentOptions);
+  const dispatcher: Dispatcher = proxies
+    ? // proxyTunnel false: http:// calls go to the proxy in absolute form, as webhook calls do.
+      new EnvHttpProxyAgent({ ...agentOptions, proxyTunnel: false, requestTls: tls, proxyTls: tls, httpProxy: proxies.http ?? '', httpsProxy: proxies.https ?? '', noProxy: proxies.noProxy })
+    : new Agent(agentOptions);
   return {
     async send(request) {
       const response = await dispatcher.request({

@@ -44,7 +44,7 @@ describe('loadConfig', () => {
     assert.equal(config.healthPort, 8080);
     assert.deepEqual(config.webhook.allowedTargets, []);
     assert.equal(config.maxMessageAgeMs, undefined);
-    assert.deepEqual(config.network, { httpProxy: undefined, httpsProxy: undefined, noProxy: '', extraCaFiles: [] });
+    assert.deepEqual(config.network, { httpProxy: undefined, httpsProxy: undefined, allProxy: undefined, noProxy: '', extraCaFiles: [] });
   });
 
   it('reads the allow-list, the replay window, proxies (lower case first) and CA files', () => {
@@ -55,6 +55,8 @@ describe('loadConfig', () => {
       HTTPS_PROXY: 'http://upper.proxy:3128',
       https_proxy: 'http://lower.proxy:3128',
       HTTP_PROXY: 'http://plain.proxy:3128',
+      ALL_PROXY: 'http://upper-all.proxy:3128',
+      all_proxy: 'http://lower-all.proxy:3128',
       NO_PROXY: '.svc,localhost',
       NODE_EXTRA_CA_CERTS: '/etc/ca/extra.pem',
       REQUESTS_CA_BUNDLE: '/etc/ca/bundle.pem',
@@ -64,6 +66,7 @@ describe('loadConfig', () => {
     assert.deepEqual(config.network, {
       httpProxy: 'http://plain.proxy:3128',
       httpsProxy: 'http://lower.proxy:3128',
+      allProxy: 'http://lower-all.proxy:3128',
       noProxy: '.svc,localhost',
       extraCaFiles: [
         { variable: 'NODE_EXTRA_CA_CERTS', path: '/etc/ca/extra.pem' },
@@ -75,6 +78,8 @@ describe('loadConfig', () => {
   it('never prints a proxy URL, which may hold a password', () => {
     const error = configError({ ...REQUIRED, HTTP_PROXY: 'not a url with s3cr3t' });
     assert.doesNotMatch(error.message, /s3cr3t/);
+    const allProxy = configError({ ...REQUIRED, ALL_PROXY: 'socks5://user:s3cr3t@proxy:1080' });
+    assert.equal(allProxy.message, 'Invalid configuration: ALL_PROXY must be an http:// or https:// proxy URL');
   });
 
   it('keeps explicit topics and group, and an empty group falls back to the org id', () => {

@@ -50,6 +50,7 @@ export interface Config {
 export interface NetworkConfig {
   httpProxy: string | undefined;
   httpsProxy: string | undefined;
+  allProxy: string | undefined;
   noProxy: string;
   /** PEM files to trust besides Node.js's bundled Mozilla CA list, with the variable that named each. */
   extraCaFiles: { variable: 'NODE_EXTRA_CA_CERTS' | 'REQUESTS_CA_BUNDLE'; path: string }[];
@@ -123,6 +124,7 @@ function networkConfig(raw: RawConfig['network']): NetworkConfig {
   return {
     httpProxy: pick(raw.httpProxyLower, raw.httpProxy),
     httpsProxy: pick(raw.httpsProxyLower, raw.httpsProxy),
+    allProxy: pick(raw.allProxyLower, raw.allProxy),
     noProxy: raw.noProxyLower.trim() || raw.noProxy.trim(),
     extraCaFiles,
   };
@@ -165,6 +167,8 @@ function crossFieldProblems(raw: RawConfig, env: Environment): string[] {
     ['HTTP_PROXY', raw.network.httpProxy],
     ['https_proxy', raw.network.httpsProxyLower],
     ['HTTPS_PROXY', raw.network.httpsProxy],
+    ['all_proxy', raw.network.allProxyLower],
+    ['ALL_PROXY', raw.network.allProxy],
   ] as const) {
     // Never the value: a proxy URL may carry a password.
     if (value.trim() !== '' && !isHttpUrl(value.trim())) problems.push(`${variable} must be an http:// or https:// proxy URL`);

@@ -66,6 +66,8 @@ export interface RawConfig {
     httpProxyLower: string;
     httpsProxy: string;
     httpsProxyLower: string;
+    allProxy: string;
+    allProxyLower: string;
     noProxy: string;
     noProxyLower: string;
     nodeExtraCaCerts: string;
@@ -210,6 +212,8 @@ export const CONFIG_SCHEMA: Schema<RawConfig> = {
     httpProxyLower: { doc: 'Proxy for http:// requests (wins over HTTP_PROXY)', format: 'optional-string', default: '', env: 'http_proxy', sensitive: true },
     httpsProxy: { doc: 'Proxy for https:// requests (CONNECT)', format: 'optional-string', default: '', env: 'HTTPS_PROXY', sensitive: true },
     httpsProxyLower: { doc: 'Proxy for https:// requests (wins over HTTPS_PROXY)', format: 'optional-string', default: '', env: 'https_proxy', sensitive: true },
+    allProxy: { doc: 'Proxy for requests of any scheme no scheme-specific proxy covers', format: 'optional-string', default: '', env: 'ALL_PROXY', sensitive: true },
+    allProxyLower: { doc: 'Proxy for requests no scheme-specific proxy covers (wins over ALL_PROXY)', format: 'optional-string', default: '', env: 'all_proxy', sensitive: true },
     noProxy: { doc: 'Hosts reached without the proxy', format: 'optional-string', default: '', env: 'NO_PROXY' },
     noProxyLower: { doc: 'Hosts reached without the proxy (wins over NO_PROXY)', format: 'optional-string', default: '', env: 'no_proxy' },
     nodeExtraCaCerts: { doc: 'PEM file of extra trusted CAs (read by Node.js itself too)', format: 'optional-string', default: '', env: 'NODE_EXTRA_CA_CERTS' },

@@ -19,6 +19,7 @@ const SECRETS = {
   KAFKA_CONSUMER_PASSWORD: 'kafka-password-5e1b09',
   KAFKA_CONSUMER_USERNAME: 'kafka-username-77aa',
   HTTPS_PROXY: 'http://proxy-user:proxy-password-4d4d@127.0.0.1:3128',
+  all_proxy: 'http://proxy-user:proxy-password-all-6e6e@127.0.0.1:3128',
 };
 
 interface CheckOutput {
@@ -94,6 +95,8 @@ describe('port-agent check-config', () => {
     assert.deepEqual(output.variables.PORT_CLIENT_ID, { value: '[set]', from: 'environment' });
     assert.deepEqual(output.variables.HTTPS_PROXY, { value: '[set]', from: 'environment' });
     assert.deepEqual(output.variables.HTTP_PROXY, { value: '[not set]', from: 'default' });
+    assert.deepEqual(output.variables.all_proxy, { value: '[set]', from: 'environment' });
+    assert.deepEqual(output.variables.ALL_PROXY, { value: '[not set]', from: 'default' });
     assert.deepEqual(output.variables.PORT_ORG_ID, { value: 'org_check', from: 'environment' });
     assert.deepEqual(output.variables.WEBHOOK_INVOKER_TIMEOUT, { value: 7.5, from: 'environment' });
     assert.deepEqual(output.variables.LOG_LEVEL, { value: 'debug', from: 'environment' });
