@@ -43,6 +43,8 @@ import { createKafkaSource } from './sources/kafka.js';
 import { createPollingSource, pollingProbeWindows } from './sources/polling.js';
 import type { Source, SourceMessage } from './sources/types.js';
 import { trustedSecureContext } from './trust/secure-context.js';
+import { logTrustedCas } from './trust/trust-report.js';
+import type { TrustedCas } from './trust/trusted-cas.js';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
@@ -182,16 +184,17 @@ export async function runAgent(): Promise<number> {
   );
   const key = decryptionKey(config.port.clientSecret);
   // The checks `port-agent check-config` makes too: decryption key, Kafka security, CA files.
-  let ca: string[] | undefined;
+  let trusted: TrustedCas;
   try {
-    ca = startupChecks(config, mappings);
+    trusted = startupChecks(config, mappings);
   } catch (error) {
     compiler.close();
     if (error instanceof ConfigError) return configFailure(error);
     throw error;
   }
+  logTrustedCas(trusted, logger);
   // One context for every TLS client: the Port API, internal services and Kafka.
-  const secureContext = trustedSecureContext(ca);
+  const secureContext = trustedSecureContext(trusted.ca);
   const portHttp = createHttpTransport(config.port.apiBaseUrl, { verifyTls: true, userAgent: USER_AGENT, maxSocketsPerHost: PORT_API_MAX_SOCKETS, proxy: config.network, secureContext });
   const webhookHttp = createHttpClient({
     verifyTls: config.webhook.verifySsl,

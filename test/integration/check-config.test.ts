@@ -8,9 +8,11 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { rootCertificates } from 'node:tls';
 import { startAgent } from '../support/agent-process.js';
 import { listenCountingConnections } from '../support/counting-listener.js';
 import type { CountingListener } from '../support/counting-listener.js';
+import { createTestCa } from '../support/test-ca.js';
 
 const SECRETS = {
   PORT_CLIENT_ID: 'client-id-3f9a1c7e',
@@ -28,6 +30,8 @@ interface CheckOutput {
   effective: Record<string, unknown>;
   mapping: { path: string; builtIn: boolean; dialect: string; dialectReason: string; mappings: number; decrypting: number[] };
   envFile: string | null;
+  trustedCertificates: { bundled: number; added: number; sources: unknown[] };
+  warnings: string[];
 }
 
 async function checkConfig(env: Record<string, string>, cwd?: string) {
@@ -223,6 +227,30 @@ describe('port-agent check-config', () => {
     assert.equal(polling.code, 0, polling.stderr);
     assert.equal(polling.json().effective.kafkaBrokers, 'not used (STREAMER_NAME=POLLING)');
     assert.equal(port.connections(), 0, 'the Port API is not contacted');
+  });
+
+  it('counts the CAs of a CA folder, and warns about a broken file there without failing', async () => {
+    const folder = tempDirectory();
+    writeFileSync(join(folder, 'corp.crt'), createTestCa().caPem);
+    writeFileSync(join(folder, 'broken.pem'), 'no certificate here');
+    const result = await checkConfig({ ...valid, AGENT_CA_DIRECTORIES: folder });
+    assert.equal(result.code, 0, result.stderr);
+    const output = result.json();
+    assert.deepEqual(output.trustedCertificates, {
+      bundled: rootCertificates.length,
+      added: 1,
+      sources: [{ variable: 'AGENT_CA_DIRECTORIES', path: folder, exists: true, certificates: 1, added: 1 }],
+    });
+    assert.equal(output.warnings.length, 1);
+    assert.match(output.warnings[0] ?? '', /^certificate file skipped: .*broken\.pem: no PEM certificate/);
+    assert.equal(result.stderr, `port-agent: warning: ${output.warnings[0] ?? ''}\n`);
+  });
+
+  it('exits 2 naming SSL_CERT_FILE when it names a file without a certificate', async () => {
+    const directory = tempDirectory();
+    const path = join(directory, 'bundle.pem');
+    writeFileSync(path, 'no certificate here');
+    assertConfigError(await checkConfig({ ...valid, SSL_CERT_FILE: path }), /^port-agent: Invalid configuration: SSL_CERT_FILE names a file without a PEM certificate \(.*bundle\.pem\)$/);
   });
 
   it('prints its usage for --help', async () => {

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { createLogger } from '../../src/log.js';
-import { loadTrustedCas } from '../../src/tls-trust.js';
+import { loadTrustedCas } from '../../src/trust/trusted-cas.js';
 import type { AgentProcess } from '../support/agent-process.js';
 import { startAgent } from '../support/agent-process.js';
 import { startBroker } from '../support/broker.js';
@@ -53,7 +53,7 @@ describe('webhook and Port API calls through a forward proxy, with a private CA'
     await port.close();
   });
 
-  const trusted = () => loadTrustedCas([{ variable: 'REQUESTS_CA_BUNDLE', path: ca.caPath }]);
+  const trusted = () => loadTrustedCas({ files: [{ variable: 'REQUESTS_CA_BUNDLE', path: ca.caPath }], sslCertDirectories: [], directories: [] }).ca;
   const throughProxy = { httpProxy: undefined as string | undefined, httpsProxy: undefined as string | undefined, allProxy: undefined as string | undefined, noProxy: '' };
 
   it('tunnels an https webhook through CONNECT and trusts the CA of REQUESTS_CA_BUNDLE', async () => {
