@@ -1,21 +1,9 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { folderWith } from '../../test/support/temp-folder.js';
 import { listCertificateFiles } from './ca-folders.js';
-
-/** A temporary folder holding `files` (relative path → content; a `->` prefix makes a symbolic link). */
-function folderWith(files: Record<string, string>): string {
-  const root = mkdtempSync(join(tmpdir(), 'ca-folder-'));
-  for (const [relative, content] of Object.entries(files)) {
-    const path = join(root, relative);
-    mkdirSync(join(path, '..'), { recursive: true });
-    if (content.startsWith('->')) symlinkSync(content.slice(2), path);
-    else writeFileSync(path, content);
-  }
-  return root;
-}
 
 describe('listCertificateFiles', () => {
   it('lists the .crt and .pem files, sorted, links followed, other names ignored', () => {

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { rootCertificates } from 'node:tls';
+import { folderWith } from '../../test/support/temp-folder.js';
 import { createSelfSignedCertificate } from '../../test/support/test-ca.js';
 import type { CaSources } from '../config/load.js';
 import { ConfigError } from '../errors.js';
@@ -15,16 +15,6 @@ const C = createSelfSignedCertificate('port-agent test CA C');
 const MOZILLA_ROOT = rootCertificates[0] ?? '';
 const BROKEN_BLOCK = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
 const NONE: CaSources = { files: [], sslCertDirectories: [], directories: [] };
-
-/** A temporary folder holding `files` (relative path → content). */
-function folderWith(files: Record<string, string>): string {
-  const root = mkdtempSync(join(tmpdir(), 'trusted-cas-'));
-  for (const [relative, content] of Object.entries(files)) {
-    mkdirSync(join(root, relative, '..'), { recursive: true });
-    writeFileSync(join(root, relative), content);
-  }
-  return root;
-}
 
 function assertTrustsExactly(ca: string[] | undefined, extra: string[]): void {
   assert.deepEqual(ca?.slice(0, rootCertificates.length), [...rootCertificates], "Node.js's bundled CAs first");

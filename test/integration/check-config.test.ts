@@ -12,6 +12,7 @@ import { rootCertificates } from 'node:tls';
 import { startAgent } from '../support/agent-process.js';
 import { listenCountingConnections } from '../support/counting-listener.js';
 import type { CountingListener } from '../support/counting-listener.js';
+import { folderWith } from '../support/temp-folder.js';
 import { createTestCa } from '../support/test-ca.js';
 
 const SECRETS = {
@@ -230,9 +231,7 @@ describe('port-agent check-config', () => {
   });
 
   it('counts the CAs of a CA folder, and warns about a broken file there without failing', async () => {
-    const folder = tempDirectory();
-    writeFileSync(join(folder, 'corp.crt'), createTestCa().caPem);
-    writeFileSync(join(folder, 'broken.pem'), 'no certificate here');
+    const folder = folderWith({ 'corp.crt': createTestCa().caPem, 'broken.pem': 'no certificate here' });
     const result = await checkConfig({ ...valid, AGENT_CA_DIRECTORIES: folder });
     assert.equal(result.code, 0, result.stderr);
     const output = result.json();
