@@ -44,7 +44,7 @@ export interface TrustedCas {
 function fileProblem(certificates: readonly PemCertificate[], isKnown: (certificate: PemCertificate) => boolean): string | undefined {
   if (certificates.length === 0) return 'no PEM certificate (a DER file needs converting: openssl x509 -inform der -in FILE -out FILE.crt)';
   for (const [index, certificate] of certificates.entries()) {
-    // A copy of a CA already trusted parsed already: only the others cost a parse.
+    // A copy of a CA already trusted (Node's own, or checked in an earlier file) needs no parse.
     const reason = isKnown(certificate) ? undefined : unreadableReason(certificate);
     if (reason !== undefined) return `certificate ${index + 1} of ${certificates.length} cannot be parsed: ${reason}`;
   }
