@@ -45,6 +45,11 @@ LABEL org.opencontainers.image.title="port-agent" \
 
 # jq runs the jq dialect of payload mappings (src/mapping/jq-engine.ts). Debian's package is not
 # pinned to a version: bookworm's security updates replace old versions in the archive.
+# No ca-certificates package (the Node.js base image removes it, and bookworm's still carries CAs
+# Mozilla has since dropped, TrustCor and E-Tugra among them): Node.js carries Mozilla's list. The
+# agent itself reads the CA folders (AGENT_CA_DIRECTORIES: /usr/local/share/ca-certificates,
+# /usr/share/ca-certificates, /etc/ssl/certs) at start, as uid 1000, for what is mounted there:
+# nothing runs update-ca-certificates or needs root, and a mounted file must be readable by uid 1000.
 # The agent never runs a package manager, so npm, npx, corepack and yarn leave the image.
 # hadolint ignore=DL3008
 RUN set -eux; \

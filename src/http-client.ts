@@ -10,13 +10,14 @@
  */
 import http from 'node:http';
 import https from 'node:https';
+import type { SecureContext } from 'node:tls';
 import axios from 'axios';
 import type { AxiosInstance } from 'axios';
 import { HttpProxyAgent } from 'http-proxy-agent';
 import { HttpsProxyAgent } from 'https-proxy-agent';
 import { Agent, EnvHttpProxyAgent } from 'undici';
 import type { Dispatcher } from 'undici';
-import { createProxyRouter, hasProxy } from './proxy-routing.js';
+import { createProxyRouter, hasProxy, proxiesByScheme } from './proxy-routing.js';
 import type { ProxySettings } from './proxy-routing.js';
 
 /** Responses larger than this are cut off: a runaway service must not exhaust the agent's memory. */
@@ -29,28 +30,32 @@ export interface HttpClientOptions {
   userAgent: string;
   /** Open connections per host; more calls wait for one (each socket costs buffers). */
   maxSocketsPerHost: number;
-  /** HTTP(S)_PROXY and NO_PROXY (SPEC §1); absent: direct connections. */
+  /** HTTP(S)_PROXY, ALL_PROXY and NO_PROXY; absent: direct connections. */
   proxy?: ProxySettings | undefined;
-  /** The CAs to trust (tls-trust.ts); absent: Node's defaults (which include NODE_EXTRA_CA_CERTS). */
-  ca?: string[] | undefined;
+  /** The trusted CAs, built once (trust/secure-context.ts); absent: Node's defaults (which include NODE_EXTRA_CA_CERTS). */
+  secureContext?: SecureContext | undefined;
+}
+
+/** The TLS options every client adds to its connections: the shared context, when there is one. */
+function trustOptions(options: HttpClientOptions): { secureContext?: SecureContext } {
+  return options.secureContext ? { secureContext: options.secureContext } : {};
 }
 
 /**
  * https-proxy-agent opens the TLS connection to the service with the request's options only, not
- * the agent's: the CAs and the verification switch are added to each connection here.
+ * the agent's: the trusted CAs and the verification switch are added to each connection here.
  */
 class TlsTrustingProxyAgent extends HttpsProxyAgent<string> {
   constructor(
     proxyUrl: string,
     options: ConstructorParameters<typeof HttpsProxyAgent<string>>[1],
-    private readonly tls: { rejectUnauthorized: boolean; ca?: string[] | undefined },
+    private readonly tls: { rejectUnauthorized: boolean; secureContext?: SecureContext },
   ) {
     super(proxyUrl, options);
   }
 
   override connect(request: http.ClientRequest, options: Parameters<HttpsProxyAgent<string>['connect']>[1]): ReturnType<HttpsProxyAgent<string>['connect']> {
-    const trusting = { ...options, rejectUnauthorized: this.tls.rejectUnauthorized, ...(this.tls.ca ? { ca: this.tls.ca } : {}) } as typeof options;
-    return super.connect(request, trusting);
+    return super.connect(request, { ...options, ...this.tls } as typeof options);
   }
 }
 
@@ -66,10 +71,11 @@ function routeThroughProxies(client: AxiosInstance, options: HttpClientOptions &
     const key = `${protocol}${proxyUrl}`;
     let agent = agents.get(key);
     if (!agent) {
-      const common = { keepAlive: true, maxSockets: options.maxSocketsPerHost, scheduling: 'lifo' as const };
+      // The trusted CAs verify an https:// proxy itself too.
+      const common = { keepAlive: true, maxSockets: options.maxSocketsPerHost, scheduling: 'lifo' as const, ...trustOptions(options) };
       agent =
         protocol === 'https:'
-          ? new TlsTrustingProxyAgent(proxyUrl, { ...common, ...(options.ca ? { ca: options.ca } : {}) }, { rejectUnauthorized: options.verifyTls, ca: options.ca })
+          ? new TlsTrustingProxyAgent(proxyUrl, common, { rejectUnauthorized: options.verifyTls, ...trustOptions(options) })
           : new HttpProxyAgent(proxyUrl, common);
       agents.set(key, agent);
     }
@@ -93,7 +99,7 @@ function routeThroughProxies(client: AxiosInstance, options: HttpClientOptions &
 export function createHttpClient(options: HttpClientOptions): AxiosInstance {
   const client = axios.create({
     httpAgent: new http.Agent({ keepAlive: true, maxSockets: options.maxSocketsPerHost, scheduling: 'lifo' }),
-    httpsAgent: new https.Agent({ keepAlive: true, maxSockets: options.maxSocketsPerHost, scheduling: 'lifo', rejectUnauthorized: options.verifyTls, ca: options.ca }),
+    httpsAgent: new https.Agent({ keepAlive: true, maxSockets: options.maxSocketsPerHost, scheduling: 'lifo', rejectUnauthorized: options.verifyTls, ...trustOptions(options) }),
     proxy: false,
     // SPEC §6: redirects followed.
     maxRedirects: MAX_REDIRECTS,
@@ -138,14 +144,14 @@ export function createHttpTransport(baseUrl: string, options: HttpClientOptions)
   const origin = base.origin;
   // A base URL with a path (a gateway in front of Port) keeps it in front of every call's path.
   const pathPrefix = base.pathname.replace(/\/+$/, '');
-  const tls = { rejectUnauthorized: options.verifyTls, ...(options.ca ? { ca: options.ca } : {}) };
+  const tls = { rejectUnauthorized: options.verifyTls, ...trustOptions(options) };
   const agentOptions = { connections: options.maxSocketsPerHost, pipelining: 1, connect: tls };
+  const proxies = options.proxy && hasProxy(options.proxy) ? { ...proxiesByScheme(options.proxy), noProxy: options.proxy.noProxy } : undefined;
   // Empty strings, not undefined: undici would read the environment itself for an absent value.
-  const dispatcher: Dispatcher =
-    options.proxy && hasProxy(options.proxy)
-      ? // proxyTunnel false: http:// calls go to the proxy in absolute form, as webhook calls do.
-        new EnvHttpProxyAgent({ ...agentOptions, proxyTunnel: false, requestTls: tls, proxyTls: tls, httpProxy: options.proxy.httpProxy ?? '', httpsProxy: options.proxy.httpsProxy ?? options.proxy.httpProxy ?? '', noProxy: options.proxy.noProxy })
-      : new Agent(agentOptions);
+  const dispatcher: Dispatcher = proxies
+    ? // proxyTunnel false: http:// calls go to the proxy in absolute form, as webhook calls do.
+      new EnvHttpProxyAgent({ ...agentOptions, proxyTunnel: false, requestTls: tls, proxyTls: tls, httpProxy: proxies.http ?? '', httpsProxy: proxies.https ?? '', noProxy: proxies.noProxy })
+    : new Agent(agentOptions);
   return {
     async send(request) {
       const response = await dispatcher.request({

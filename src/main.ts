@@ -2,6 +2,7 @@
  * The composition root: the only module that reads the environment, builds clients, wires the
  * stages, handles signals and decides the exit code.
  */
+import type { SecureContext } from 'node:tls';
 import { loadConfig, expressionEnvironment } from './config/load.js';
 import type { Config, Environment } from './config/load.js';
 import { withEnvFile } from './config/env-file.js';
@@ -41,6 +42,9 @@ import { kafkaLogLevel } from './sources/kafka-log.js';
 import { createKafkaSource } from './sources/kafka.js';
 import { createPollingSource, pollingProbeWindows } from './sources/polling.js';
 import type { Source, SourceMessage } from './sources/types.js';
+import { trustedSecureContext } from './trust/secure-context.js';
+import { logTrustedCas } from './trust/trust-report.js';
+import type { TrustedCas } from './trust/trusted-cas.js';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
@@ -83,11 +87,11 @@ function configFailure(error: ConfigError | MappingError): number {
  * when it starts, retried with backoff while Port is unreachable, and again when the brokers refuse
  * them (SPEC §2). Brokers are verified against the same CAs as every other TLS connection (SPEC §1).
  */
-async function createSource(config: Config, port: PortClient, awaitingReports: Semaphore, trustedCas: string[] | undefined, logger: Logger): Promise<Source> {
+async function createSource(config: Config, port: PortClient, awaitingReports: Semaphore, secureContext: SecureContext | undefined, logger: Logger): Promise<Source> {
   const { bootstrapServers, useLocalPortInstance } = config.kafka;
   const connector = createKafkaConnector({
     security: kafkaSecurity(config.kafka),
-    trustedCas,
+    secureContext,
     credentials: useLocalPortInstance
       ? () => Promise.resolve({ brokers: bootstrapServers, username: undefined, password: undefined })
       : () => fetchKafkaCredentials(port),
@@ -186,21 +190,24 @@ export async function runAgent(): Promise<number> {
   }
   const key = decryptionKey(config.port.clientSecret);
   // The checks `port-agent check-config` makes too: decryption key, Kafka security, CA files.
-  let ca: string[] | undefined;
+  let trusted: TrustedCas;
   try {
-    ca = startupChecks(config, mappings);
+    trusted = startupChecks(config, mappings);
   } catch (error) {
     compiler.close();
     if (error instanceof ConfigError) return configFailure(error);
     throw error;
   }
-  const portHttp = createHttpTransport(config.port.apiBaseUrl, { verifyTls: true, userAgent: USER_AGENT, maxSocketsPerHost: PORT_API_MAX_SOCKETS, proxy: config.network, ca });
+  logTrustedCas(trusted, logger);
+  // One context for every TLS client: the Port API, internal services and Kafka.
+  const secureContext = trustedSecureContext(trusted.ca);
+  const portHttp = createHttpTransport(config.port.apiBaseUrl, { verifyTls: true, userAgent: USER_AGENT, maxSocketsPerHost: PORT_API_MAX_SOCKETS, proxy: config.network, secureContext });
   const webhookHttp = createHttpClient({
     verifyTls: config.webhook.verifySsl,
     userAgent: USER_AGENT,
     maxSocketsPerHost: config.webhook.maxInFlightPerHost,
     proxy: config.network,
-    ca,
+    secureContext,
   });
   const metrics = createAgentMetrics({ version: AGENT_VERSION });
   const portLogger = logger.child({ stage: 'port-api' });
@@ -332,7 +339,7 @@ export async function runAgent(): Promise<number> {
   await Promise.race([reporter.announceStreamer(config.streamerName, logger), exit]);
   if (!isStopping) {
     try {
-      source = config.streamerName === 'POLLING' ? createPolling(config, port, reporter, awaitingReports, logger, giveUp) : await createSource(config, port, awaitingReports, ca, logger);
+      source = config.streamerName === 'POLLING' ? createPolling(config, port, reporter, awaitingReports, logger, giveUp) : await createSource(config, port, awaitingReports, secureContext, logger);
     } catch (error) {
       if (error instanceof ConfigError) resolveExit(configFailure(error));
       else {

@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { createProxyRouter } from './proxy-routing.js';
+import { createProxyRouter, hasProxy } from './proxy-routing.js';
 
 const HTTP = 'http://plain.proxy:3128';
 const HTTPS = 'http://tls.proxy:3128';
-const route = (settings: Partial<Parameters<typeof createProxyRouter>[0]>, url: string) =>
-  createProxyRouter({ httpProxy: undefined, httpsProxy: undefined, noProxy: '', ...settings })(new URL(url));
+const ALL = 'http://any.proxy:3128';
+const NONE = { httpProxy: undefined, httpsProxy: undefined, allProxy: undefined, noProxy: '' };
+const route = (settings: Partial<Parameters<typeof createProxyRouter>[0]>, url: string) => createProxyRouter({ ...NONE, ...settings })(new URL(url));
 
 describe('createProxyRouter', () => {
   it('sends https through HTTPS_PROXY and http through HTTP_PROXY', () => {
@@ -34,5 +35,28 @@ describe('createProxyRouter', () => {
   it('connects directly to everything with NO_PROXY=*, and without proxies', () => {
     assert.equal(route({ httpProxy: HTTP, noProxy: '*' }, 'https://api.getport.io/'), undefined);
     assert.equal(route({}, 'https://api.getport.io/'), undefined);
+  });
+
+  it('uses ALL_PROXY for either scheme only when no scheme-specific proxy applies', () => {
+    assert.equal(route({ allProxy: ALL }, 'https://svc.internal/x'), ALL);
+    assert.equal(route({ allProxy: ALL }, 'http://svc.internal/x'), ALL);
+    assert.equal(route({ allProxy: ALL, httpsProxy: HTTPS }, 'https://svc.internal/x'), HTTPS);
+    assert.equal(route({ allProxy: ALL, httpsProxy: HTTPS }, 'http://svc.internal/x'), ALL, 'HTTPS_PROXY does not cover http');
+    assert.equal(route({ allProxy: ALL, httpProxy: HTTP }, 'https://svc.internal/x'), HTTP, 'HTTP_PROXY covers https before ALL_PROXY');
+    assert.equal(route({ allProxy: ALL, httpProxy: HTTP }, 'http://svc.internal/x'), HTTP);
+  });
+
+  it('lets NO_PROXY bypass ALL_PROXY too', () => {
+    assert.equal(route({ allProxy: ALL, noProxy: 'svc.internal' }, 'https://svc.internal/x'), undefined);
+    assert.equal(route({ allProxy: ALL, noProxy: '*' }, 'http://other.internal/x'), undefined);
+    assert.equal(route({ allProxy: ALL, noProxy: 'svc.internal' }, 'https://other.internal/x'), ALL);
+  });
+});
+
+describe('hasProxy', () => {
+  it('counts ALL_PROXY as a proxy', () => {
+    assert.equal(hasProxy(NONE), false);
+    assert.equal(hasProxy({ ...NONE, allProxy: ALL }), true);
+    assert.equal(hasProxy({ ...NONE, httpsProxy: HTTPS }), true);
   });
 });

@@ -18,7 +18,9 @@ import { loadMappings } from '../mapping/load.js';
 import type { CompiledMapping } from '../mapping/types.js';
 import { decryptionKey } from '../message/decrypt.js';
 import { kafkaSecurity } from '../sources/kafka-client-config.js';
-import { loadTrustedCas } from '../tls-trust.js';
+import { loadTrustedCas } from '../trust/trusted-cas.js';
+import type { TrustedCas } from '../trust/trusted-cas.js';
+import { describeSkipped, trustSummary } from '../trust/trust-report.js';
 
 export const CHECK_CONFIG_USAGE =
   'usage: port-agent check-config\n' +
@@ -66,6 +68,10 @@ export interface CheckConfigOutput {
   };
   /** The .env file read, if any. */
   envFile: string | null;
+  /** Node.js's bundled CAs and those added from each file and folder. */
+  trustedCertificates: ReturnType<typeof trustSummary>;
+  /** What the agent would warn about at start without stopping: files of the CA folders it skips. */
+  warnings: string[];
 }
 
 export interface CheckConfigIo {
@@ -123,11 +129,11 @@ function describeVariables(processEnv: Environment, merged: Environment): Record
 
 /**
  * The rules main.ts applies at start after the mapping file is loaded, with the agent's texts:
- * the decryption key, the Kafka security settings, the CA files. Returns the CAs to trust (read
- * once, here), undefined for Node's defaults.
+ * the decryption key, the Kafka security settings, the CA files and folders. Returns the CAs to
+ * trust (read once, here) with what was skipped.
  * @throws ConfigError when the configuration cannot start.
  */
-export function startupChecks(config: Config, mappings: readonly CompiledMapping[]): string[] | undefined {
+export function startupChecks(config: Config, mappings: readonly CompiledMapping[]): TrustedCas {
   const decrypting = mappings.find((mapping) => mapping.fieldsToDecryptPaths.length > 0);
   if (decrypting && !decryptionKey(config.port.clientSecret)) {
     throw new ConfigError(
@@ -136,7 +142,7 @@ export function startupChecks(config: Config, mappings: readonly CompiledMapping
     );
   }
   if (config.streamerName === 'KAFKA') kafkaSecurity(config.kafka);
-  return loadTrustedCas(config.network.extraCaFiles);
+  return loadTrustedCas(config.network.caSources);
 }
 
 /**
@@ -152,7 +158,7 @@ export function checkConfig(processEnv: Environment, workingDirectory: string): 
     // The agent runs such a file as the official agent does, but a new file should not ship with one.
     const [uncompiled] = loaded.uncompiled;
     if (uncompiled) throw uncompiled;
-    startupChecks(config, loaded.mappings);
+    const trusted = startupChecks(config, loaded.mappings);
     const envFile = join(workingDirectory, '.env');
     return {
       valid: true,
@@ -174,6 +180,8 @@ export function checkConfig(processEnv: Environment, workingDirectory: string): 
         decrypting: loaded.mappings.filter((mapping) => mapping.fieldsToDecryptPaths.length > 0).map((mapping) => mapping.index),
       },
       envFile: existsSync(envFile) ? envFile : null,
+      trustedCertificates: trustSummary(trusted),
+      warnings: trusted.skipped.map((skipped) => `certificate file skipped: ${describeSkipped(skipped)}`),
     };
   } finally {
     loaded.compiler.close();
@@ -204,5 +212,7 @@ export async function runCheckConfigCommand(argv: string[], io: CheckConfigIo): 
     throw error;
   }
   io.stdout.write(`${JSON.stringify(output, null, 2)}\n`);
+  // Warnings do not make the configuration invalid: the agent starts with them too.
+  for (const warning of output.warnings) io.stderr.write(`port-agent: warning: ${warning}\n`);
   return 0;
 }

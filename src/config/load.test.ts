@@ -44,10 +44,16 @@ describe('loadConfig', () => {
     assert.equal(config.healthPort, 8080);
     assert.deepEqual(config.webhook.allowedTargets, []);
     assert.equal(config.maxMessageAgeMs, undefined);
-    assert.deepEqual(config.network, { httpProxy: undefined, httpsProxy: undefined, noProxy: '', extraCaFiles: [] });
+    assert.deepEqual(config.network, {
+      httpProxy: undefined,
+      httpsProxy: undefined,
+      allProxy: undefined,
+      noProxy: '',
+      caSources: { files: [], sslCertDirectories: [], directories: ['/usr/local/share/ca-certificates', '/usr/share/ca-certificates', '/etc/ssl/certs'] },
+    });
   });
 
-  it('reads the allow-list, the replay window, proxies (lower case first) and CA files', () => {
+  it('reads the allow-list, the replay window, proxies (lower case first), CA files and CA folders', () => {
     const config = loadConfig({
       ...REQUIRED,
       WEBHOOK_ALLOWED_HOSTS: ' deploy.internal , *.corp.internal,https://api.internal/hooks ',
@@ -55,26 +61,47 @@ describe('loadConfig', () => {
       HTTPS_PROXY: 'http://upper.proxy:3128',
       https_proxy: 'http://lower.proxy:3128',
       HTTP_PROXY: 'http://plain.proxy:3128',
+      ALL_PROXY: 'http://upper-all.proxy:3128',
+      all_proxy: 'http://lower-all.proxy:3128',
       NO_PROXY: '.svc,localhost',
       NODE_EXTRA_CA_CERTS: '/etc/ca/extra.pem',
       REQUESTS_CA_BUNDLE: '/etc/ca/bundle.pem',
+      SSL_CERT_FILE: ' /etc/ca/openssl.pem ',
+      SSL_CERT_DIR: '/etc/ca/dir-a::/etc/ca/dir-b',
+      AGENT_CA_DIRECTORIES: '/mnt/corp-cas, /usr/local/share/ca-certificates',
     });
     assert.deepEqual(config.webhook.allowedTargets, ['deploy.internal', '*.corp.internal', 'https://api.internal/hooks']);
     assert.equal(config.maxMessageAgeMs, 300_000);
     assert.deepEqual(config.network, {
       httpProxy: 'http://plain.proxy:3128',
       httpsProxy: 'http://lower.proxy:3128',
+      allProxy: 'http://lower-all.proxy:3128',
       noProxy: '.svc,localhost',
-      extraCaFiles: [
-        { variable: 'NODE_EXTRA_CA_CERTS', path: '/etc/ca/extra.pem' },
-        { variable: 'REQUESTS_CA_BUNDLE', path: '/etc/ca/bundle.pem' },
-      ],
+      caSources: {
+        files: [
+          { variable: 'SSL_CERT_FILE', path: '/etc/ca/openssl.pem' },
+          { variable: 'REQUESTS_CA_BUNDLE', path: '/etc/ca/bundle.pem' },
+          { variable: 'NODE_EXTRA_CA_CERTS', path: '/etc/ca/extra.pem' },
+        ],
+        sslCertDirectories: ['/etc/ca/dir-a', '/etc/ca/dir-b'],
+        directories: ['/mnt/corp-cas', '/usr/local/share/ca-certificates'],
+      },
     });
+  });
+
+  it('reads an empty AGENT_CA_DIRECTORIES as no folder, and refuses relative folders', () => {
+    assert.deepEqual(loadConfig({ ...REQUIRED, AGENT_CA_DIRECTORIES: '' }).network.caSources.directories, []);
+    assert.deepEqual(loadConfig({ ...REQUIRED, AGENT_CA_DIRECTORIES: ' , ' }).network.caSources.directories, []);
+    const error = configError({ ...REQUIRED, AGENT_CA_DIRECTORIES: '/etc/ssl/certs,certs,./more' });
+    assert.equal(error.variable, 'AGENT_CA_DIRECTORIES');
+    assert.equal(error.message, 'Invalid configuration: AGENT_CA_DIRECTORIES must list absolute folder paths, comma-separated (got "certs", "./more")');
   });
 
   it('never prints a proxy URL, which may hold a password', () => {
     const error = configError({ ...REQUIRED, HTTP_PROXY: 'not a url with s3cr3t' });
     assert.doesNotMatch(error.message, /s3cr3t/);
+    const allProxy = configError({ ...REQUIRED, ALL_PROXY: 'socks5://user:s3cr3t@proxy:1080' });
+    assert.equal(allProxy.message, 'Invalid configuration: ALL_PROXY must be an http:// or https:// proxy URL');
   });
 
   it('keeps explicit topics and group, and an empty group falls back to the org id', () => {

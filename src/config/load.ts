@@ -2,6 +2,7 @@
  * Turns an environment into a validated, typed Config, or one ConfigError whose message names
  * every variable that is wrong and what is expected. Pure: the caller passes the environment.
  */
+import { isAbsolute } from 'node:path';
 import convict from 'convict';
 import { invalidTargetEntries } from '../delivery/target-policy.js';
 import { ConfigError } from '../errors.js';
@@ -46,13 +47,25 @@ export interface Config {
   polling: RawConfig['polling'];
 }
 
-/** Proxies (lower-case variables win, as curl and the official agent's HTTP library do) and extra CA files. */
+/** Proxies (lower-case variables win, as curl and the official agent's HTTP library do) and where extra CAs come from. */
 export interface NetworkConfig {
   httpProxy: string | undefined;
   httpsProxy: string | undefined;
+  allProxy: string | undefined;
   noProxy: string;
-  /** PEM files to trust besides Node.js's bundled Mozilla CA list, with the variable that named each. */
-  extraCaFiles: { variable: 'NODE_EXTRA_CA_CERTS' | 'REQUESTS_CA_BUNDLE'; path: string }[];
+  caSources: CaSources;
+}
+
+export type CaFileVariable = 'SSL_CERT_FILE' | 'REQUESTS_CA_BUNDLE' | 'NODE_EXTRA_CA_CERTS';
+
+/** Where certificates to trust besides Node.js's bundled Mozilla CA list come from. */
+export interface CaSources {
+  /** PEM files named by a variable: one that cannot be read or holds no certificate stops the agent. */
+  files: { variable: CaFileVariable; path: string }[];
+  /** SSL_CERT_DIR's folders, read without subfolders as OpenSSL reads them. */
+  sslCertDirectories: string[];
+  /** AGENT_CA_DIRECTORIES, read with their subfolders; a missing one is skipped. */
+  directories: string[];
 }
 
 for (const format of [...AGENT_FORMATS, ...CHOICE_FORMATS]) convict.addFormat(format);
@@ -115,22 +128,36 @@ function isHttpUrl(value: string): boolean {
   }
 }
 
-function networkConfig(raw: RawConfig['network']): NetworkConfig {
-  const pick = (lower: string, upper: string): string | undefined => (lower.trim() || upper.trim() || undefined);
-  const extraCaFiles: NetworkConfig['extraCaFiles'] = [];
-  if (raw.nodeExtraCaCerts.trim() !== '') extraCaFiles.push({ variable: 'NODE_EXTRA_CA_CERTS', path: raw.nodeExtraCaCerts.trim() });
-  if (raw.requestsCaBundle.trim() !== '') extraCaFiles.push({ variable: 'REQUESTS_CA_BUNDLE', path: raw.requestsCaBundle.trim() });
+function caSources(raw: RawConfig['network']): CaSources {
+  const files: CaSources['files'] = [];
+  for (const [variable, value] of [
+    ['SSL_CERT_FILE', raw.sslCertFile],
+    ['REQUESTS_CA_BUNDLE', raw.requestsCaBundle],
+    ['NODE_EXTRA_CA_CERTS', raw.nodeExtraCaCerts],
+  ] as const) {
+    if (value.trim() !== '') files.push({ variable, path: value.trim() });
+  }
   return {
-    httpProxy: pick(raw.httpProxyLower, raw.httpProxy),
-    httpsProxy: pick(raw.httpsProxyLower, raw.httpsProxy),
-    noProxy: raw.noProxyLower.trim() || raw.noProxy.trim(),
-    extraCaFiles,
+    files,
+    sslCertDirectories: splitList(raw.sslCertDir, ':'),
+    directories: splitList(raw.caDirectories),
   };
 }
 
-function splitList(value: string): string[] {
+function networkConfig(raw: RawConfig['network']): NetworkConfig {
+  const pick = (lower: string, upper: string): string | undefined => (lower.trim() || upper.trim() || undefined);
+  return {
+    httpProxy: pick(raw.httpProxyLower, raw.httpProxy),
+    httpsProxy: pick(raw.httpsProxyLower, raw.httpsProxy),
+    allProxy: pick(raw.allProxyLower, raw.allProxy),
+    noProxy: raw.noProxyLower.trim() || raw.noProxy.trim(),
+    caSources: caSources(raw),
+  };
+}
+
+function splitList(value: string, separator = ','): string[] {
   return value
-    .split(',')
+    .split(separator)
     .map((item) => item.trim())
     .filter((item) => item !== '');
 }
@@ -165,9 +192,15 @@ function crossFieldProblems(raw: RawConfig, env: Environment): string[] {
     ['HTTP_PROXY', raw.network.httpProxy],
     ['https_proxy', raw.network.httpsProxyLower],
     ['HTTPS_PROXY', raw.network.httpsProxy],
+    ['all_proxy', raw.network.allProxyLower],
+    ['ALL_PROXY', raw.network.allProxy],
   ] as const) {
     // Never the value: a proxy URL may carry a password.
     if (value.trim() !== '' && !isHttpUrl(value.trim())) problems.push(`${variable} must be an http:// or https:// proxy URL`);
+  }
+  const relativeCaDirectories = splitList(raw.network.caDirectories).filter((folder) => !isAbsolute(folder));
+  if (relativeCaDirectories.length > 0) {
+    problems.push(`AGENT_CA_DIRECTORIES must list absolute folder paths, comma-separated (got ${relativeCaDirectories.map((folder) => JSON.stringify(folder)).join(', ')})`);
   }
   if (env.CONTROL_THE_PAYLOAD_CONFIG_PATH !== undefined && raw.mapping.path.trim() === '') {
     problems.push('CONTROL_THE_PAYLOAD_CONFIG_PATH must not be empty when set');

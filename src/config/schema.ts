@@ -66,10 +66,15 @@ export interface RawConfig {
     httpProxyLower: string;
     httpsProxy: string;
     httpsProxyLower: string;
+    allProxy: string;
+    allProxyLower: string;
     noProxy: string;
     noProxyLower: string;
     nodeExtraCaCerts: string;
     requestsCaBundle: string;
+    sslCertFile: string;
+    sslCertDir: string;
+    caDirectories: string;
   };
   maxInFlight: number;
   maxPendingReports: number;
@@ -91,6 +96,8 @@ export interface RawConfig {
 }
 
 export const DEFAULT_MAPPING_PATH = './control_the_payload_config.json';
+/** The folders the official agent's image trusts (it runs update-ca-certificates over them). */
+export const DEFAULT_CA_DIRECTORIES = ['/usr/local/share/ca-certificates', '/usr/share/ca-certificates', '/etc/ssl/certs'] as const;
 
 export const CONFIG_SCHEMA: Schema<RawConfig> = {
   port: {
@@ -210,10 +217,25 @@ export const CONFIG_SCHEMA: Schema<RawConfig> = {
     httpProxyLower: { doc: 'Proxy for http:// requests (wins over HTTP_PROXY)', format: 'optional-string', default: '', env: 'http_proxy', sensitive: true },
     httpsProxy: { doc: 'Proxy for https:// requests (CONNECT)', format: 'optional-string', default: '', env: 'HTTPS_PROXY', sensitive: true },
     httpsProxyLower: { doc: 'Proxy for https:// requests (wins over HTTPS_PROXY)', format: 'optional-string', default: '', env: 'https_proxy', sensitive: true },
+    allProxy: { doc: 'Proxy for requests of any scheme no scheme-specific proxy covers', format: 'optional-string', default: '', env: 'ALL_PROXY', sensitive: true },
+    allProxyLower: { doc: 'Proxy for requests no scheme-specific proxy covers (wins over ALL_PROXY)', format: 'optional-string', default: '', env: 'all_proxy', sensitive: true },
     noProxy: { doc: 'Hosts reached without the proxy', format: 'optional-string', default: '', env: 'NO_PROXY' },
     noProxyLower: { doc: 'Hosts reached without the proxy (wins over NO_PROXY)', format: 'optional-string', default: '', env: 'no_proxy' },
     nodeExtraCaCerts: { doc: 'PEM file of extra trusted CAs (read by Node.js itself too)', format: 'optional-string', default: '', env: 'NODE_EXTRA_CA_CERTS' },
     requestsCaBundle: { doc: 'PEM file of extra trusted CAs (the official agent\'s variable)', format: 'optional-string', default: '', env: 'REQUESTS_CA_BUNDLE' },
+    sslCertFile: { doc: 'PEM file of extra trusted CAs (OpenSSL\'s variable)', format: 'optional-string', default: '', env: 'SSL_CERT_FILE' },
+    sslCertDir: {
+      doc: 'Colon-separated folders whose *.crt and *.pem files are trusted, without subfolders (OpenSSL\'s variable)',
+      format: 'optional-string',
+      default: '',
+      env: 'SSL_CERT_DIR',
+    },
+    caDirectories: {
+      doc: 'Comma-separated absolute folders whose *.crt and *.pem files, subfolders included, are trusted; missing ones are skipped; empty: none',
+      format: 'optional-string',
+      default: DEFAULT_CA_DIRECTORIES.join(','),
+      env: 'AGENT_CA_DIRECTORIES',
+    },
   },
   maxInFlight: {
     doc: 'Requests to internal services at once, across and within partitions',

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createSecureContext } from 'node:tls';
 import { describe, it } from 'node:test';
 import { AUTHENTICATION_MECHANISMS, SECURITY_PROTOCOLS } from '../config/schema.js';
 import { AgentError, ConfigError } from '../errors.js';
@@ -49,12 +50,12 @@ describe('kafkaConnection for Port-hosted Kafka', () => {
 
   for (const protocol of SECURITY_PROTOCOLS) {
     const usesTls = protocol === 'SSL' || protocol === 'SASL_SSL';
-    it(`${usesTls ? 'verifies' : 'does not use'} the trusted CAs (system, NODE_EXTRA_CA_CERTS, REQUESTS_CA_BUNDLE) with ${protocol}`, () => {
-      const trustedCas = ['-----BEGIN CERTIFICATE-----\nsystem\n-----END CERTIFICATE-----', '-----BEGIN CERTIFICATE-----\nextra\n-----END CERTIFICATE-----'];
+    it(`${usesTls ? 'verifies brokers against' : 'does not use'} the trusted CAs' shared context with ${protocol}`, () => {
+      const secureContext = createSecureContext();
       const security = kafkaSecurity({ securityProtocol: protocol, authenticationMechanism: 'SCRAM-SHA-512', useLocalPortInstance: false });
-      const connection = kafkaConnection(security, credentials, trustedCas);
-      assert.deepEqual(connection.ssl, usesTls ? { ca: trustedCas } : false);
-      assert.notEqual((connection.ssl as unknown as { ca?: unknown }).ca, trustedCas, 'a copy: kafkajs may keep what it is given');
+      const connection = kafkaConnection(security, credentials, secureContext);
+      assert.deepEqual(connection.ssl, usesTls ? { secureContext } : false);
+      if (usesTls) assert.equal((connection.ssl as unknown as { secureContext?: unknown }).secureContext, secureContext, 'the one context, not a copy');
     });
   }
 

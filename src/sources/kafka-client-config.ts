@@ -2,6 +2,7 @@
  * The kafkajs client configuration for SPEC §2: brokers, TLS and SASL from the configured security
  * protocol and mechanism. Pure, so every combination is testable as data.
  */
+import type { SecureContext } from 'node:tls';
 import type { KafkaConfig, SASLOptions } from 'kafkajs';
 import { AgentError, ConfigError } from '../errors.js';
 import type { Config } from '../config/load.js';
@@ -59,13 +60,13 @@ export function kafkaSecurity(kafka: SecuritySettings): KafkaSecurity {
 }
 
 /**
- * The kafkajs connection options for `credentials`. With TLS, brokers are verified against
- * `trustedCas` (Node.js's bundled Mozilla CAs and those of NODE_EXTRA_CA_CERTS and
- * REQUESTS_CA_BUNDLE, SPEC §1) when given, else against Node's defaults (`ssl: true`: the bundled
- * Mozilla CAs and NODE_EXTRA_CA_CERTS). Errors name what is missing, never a value.
+ * The kafkajs connection options for `credentials`. With TLS, brokers are verified against the
+ * trusted CAs' shared context (trust/secure-context.ts) when given, else against Node's defaults
+ * (`ssl: true`: the bundled Mozilla CAs and NODE_EXTRA_CA_CERTS). Errors name what is missing,
+ * never a value.
  */
-export function kafkaConnection(security: KafkaSecurity, credentials: KafkaCredentials, trustedCas?: readonly string[]): KafkaConnection {
-  const ssl = security.usesTls && trustedCas !== undefined ? { ca: [...trustedCas] } : security.usesTls;
+export function kafkaConnection(security: KafkaSecurity, credentials: KafkaCredentials, secureContext?: SecureContext): KafkaConnection {
+  const ssl = security.usesTls && secureContext !== undefined ? { secureContext } : security.usesTls;
   const connection: KafkaConnection = { brokers: credentials.brokers, ssl };
   const mechanism = security.saslMechanism;
   if (mechanism === undefined) return connection;

@@ -3,6 +3,7 @@
  * password come from the Port API; when a broker refuses them (Port rotated them), the Kafka source
  * calls renew() and the next client is built from credentials fetched again — no restart.
  */
+import type { SecureContext } from 'node:tls';
 import { Kafka } from 'kafkajs';
 import type { logLevel } from 'kafkajs';
 import type { Logger } from '../log.js';
@@ -25,8 +26,8 @@ export interface KafkaConnector {
 export interface KafkaConnectorDeps {
   /** The validated KAFKA_CONSUMER_SECURITY_PROTOCOL and KAFKA_CONSUMER_AUTHENTICATION_MECHANISM. */
   security: KafkaSecurity;
-  /** CAs to verify brokers against with TLS; undefined: Node's defaults. */
-  trustedCas?: readonly string[] | undefined;
+  /** The trusted CAs to verify brokers against with TLS; undefined: Node's defaults. */
+  secureContext?: SecureContext | undefined;
   /** Brokers and SASL credentials: `GET /v1/kafka-credentials`, or the configured bootstrap servers. */
   credentials: () => Promise<KafkaCredentials>;
   clientId: string;
@@ -64,7 +65,7 @@ export function createKafkaConnector(deps: KafkaConnectorDeps): KafkaConnector {
 
   async function build(): Promise<Kafka> {
     const credentials = await deps.credentials();
-    const connection = kafkaConnection(deps.security, credentials, deps.trustedCas);
+    const connection = kafkaConnection(deps.security, credentials, deps.secureContext);
     generation += 1;
     logger.info(
       { generation, brokers: credentials.brokers, tls: deps.security.usesTls, saslMechanism: deps.security.saslMechanism ?? 'none' },

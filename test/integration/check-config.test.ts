@@ -8,10 +8,13 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { rootCertificates } from 'node:tls';
 import { startAgent } from '../support/agent-process.js';
 import { listenCountingConnections } from '../support/counting-listener.js';
 import type { CountingListener } from '../support/counting-listener.js';
 import { officialMappingFile } from '../support/official-cases.js';
+import { folderWith } from '../support/temp-folder.js';
+import { createTestCa } from '../support/test-ca.js';
 
 const SECRETS = {
   PORT_CLIENT_ID: 'client-id-3f9a1c7e',
@@ -20,6 +23,7 @@ const SECRETS = {
   KAFKA_CONSUMER_PASSWORD: 'kafka-password-5e1b09',
   KAFKA_CONSUMER_USERNAME: 'kafka-username-77aa',
   HTTPS_PROXY: 'http://proxy-user:proxy-password-4d4d@127.0.0.1:3128',
+  all_proxy: 'http://proxy-user:proxy-password-all-6e6e@127.0.0.1:3128',
 };
 
 interface CheckOutput {
@@ -28,6 +32,8 @@ interface CheckOutput {
   effective: Record<string, unknown>;
   mapping: { path: string; builtIn: boolean; dialect: string; dialectReason: string; mappings: number; decrypting: number[] };
   envFile: string | null;
+  trustedCertificates: { bundled: number; added: number; sources: unknown[] };
+  warnings: string[];
 }
 
 async function checkConfig(env: Record<string, string>, cwd?: string) {
@@ -95,6 +101,8 @@ describe('port-agent check-config', () => {
     assert.deepEqual(output.variables.PORT_CLIENT_ID, { value: '[set]', from: 'environment' });
     assert.deepEqual(output.variables.HTTPS_PROXY, { value: '[set]', from: 'environment' });
     assert.deepEqual(output.variables.HTTP_PROXY, { value: '[not set]', from: 'default' });
+    assert.deepEqual(output.variables.all_proxy, { value: '[set]', from: 'environment' });
+    assert.deepEqual(output.variables.ALL_PROXY, { value: '[not set]', from: 'default' });
     assert.deepEqual(output.variables.PORT_ORG_ID, { value: 'org_check', from: 'environment' });
     assert.deepEqual(output.variables.WEBHOOK_INVOKER_TIMEOUT, { value: 7.5, from: 'environment' });
     assert.deepEqual(output.variables.LOG_LEVEL, { value: 'debug', from: 'environment' });
@@ -226,6 +234,28 @@ describe('port-agent check-config', () => {
     assert.equal(polling.code, 0, polling.stderr);
     assert.equal(polling.json().effective.kafkaBrokers, 'not used (STREAMER_NAME=POLLING)');
     assert.equal(port.connections(), 0, 'the Port API is not contacted');
+  });
+
+  it('counts the CAs of a CA folder, and warns about a broken file there without failing', async () => {
+    const folder = folderWith({ 'corp.crt': createTestCa().caPem, 'broken.pem': 'no certificate here' });
+    const result = await checkConfig({ ...valid, AGENT_CA_DIRECTORIES: folder });
+    assert.equal(result.code, 0, result.stderr);
+    const output = result.json();
+    assert.deepEqual(output.trustedCertificates, {
+      bundled: rootCertificates.length,
+      added: 1,
+      sources: [{ variable: 'AGENT_CA_DIRECTORIES', path: folder, exists: true, certificates: 1, added: 1 }],
+    });
+    assert.equal(output.warnings.length, 1);
+    assert.match(output.warnings[0] ?? '', /^certificate file skipped: .*broken\.pem: no PEM certificate/);
+    assert.equal(result.stderr, `port-agent: warning: ${output.warnings[0] ?? ''}\n`);
+  });
+
+  it('exits 2 naming SSL_CERT_FILE when it names a file without a certificate', async () => {
+    const directory = tempDirectory();
+    const path = join(directory, 'bundle.pem');
+    writeFileSync(path, 'no certificate here');
+    assertConfigError(await checkConfig({ ...valid, SSL_CERT_FILE: path }), /^port-agent: Invalid configuration: SSL_CERT_FILE names a file without a PEM certificate \(.*bundle\.pem\)$/);
   });
 
   it('prints its usage for --help', async () => {

@@ -19,6 +19,7 @@ import { createLogger } from '../../src/log.js';
 import { kafkaSecurity } from '../../src/sources/kafka-client-config.js';
 import type { KafkaSecurity } from '../../src/sources/kafka-client-config.js';
 import { createKafkaConnector, isAuthenticationFailure } from '../../src/sources/kafka-connector.js';
+import { trustedSecureContext } from '../../src/trust/secure-context.js';
 import { startBroker } from '../support/broker.js';
 import type { Broker } from '../support/broker.js';
 import { startBrokerFronts } from '../support/broker-front.js';
@@ -87,8 +88,8 @@ describe('Kafka security settings against brokers that demand them', () => {
     const { brokers } = brokersFor(security);
     return createKafkaConnector({
       security,
-      // The test CA as the agent loads it from NODE_EXTRA_CA_CERTS / REQUESTS_CA_BUNDLE.
-      trustedCas: [ca.caPem],
+      // The test CA as the agent trusts it from a CA folder or file, built into one context.
+      secureContext: trustedSecureContext([ca.caPem]),
       credentials: () => Promise.resolve({ brokers, username: USERNAME, password }),
       clientId: uniqueName('security'),
       logLevel: kafkajs.logLevel.DEBUG,

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { createLogger } from '../../src/log.js';
-import { loadTrustedCas } from '../../src/tls-trust.js';
+import { loadTrustedCas } from '../../src/trust/trusted-cas.js';
 import type { AgentProcess } from '../support/agent-process.js';
 import { startAgent } from '../support/agent-process.js';
 import { startBroker } from '../support/broker.js';
@@ -53,8 +53,8 @@ describe('webhook and Port API calls through a forward proxy, with a private CA'
     await port.close();
   });
 
-  const trusted = () => loadTrustedCas([{ variable: 'REQUESTS_CA_BUNDLE', path: ca.caPath }]);
-  const throughProxy = { httpProxy: undefined as string | undefined, httpsProxy: undefined as string | undefined, noProxy: '' };
+  const trusted = () => loadTrustedCas({ files: [{ variable: 'REQUESTS_CA_BUNDLE', path: ca.caPath }], sslCertDirectories: [], directories: [] }).ca;
+  const throughProxy = { httpProxy: undefined as string | undefined, httpsProxy: undefined as string | undefined, allProxy: undefined as string | undefined, noProxy: '' };
 
   it('tunnels an https webhook through CONNECT and trusts the CA of REQUESTS_CA_BUNDLE', async () => {
     const settings = { ...throughProxy, httpsProxy: proxy.url };
@@ -85,7 +85,7 @@ describe('webhook and Port API calls through a forward proxy, with a private CA'
 
   it('goes direct to hosts NO_PROXY names', async () => {
     const before = proxy.requests.length;
-    const settings = { httpProxy: proxy.url, httpsProxy: proxy.url, noProxy: 'localhost,127.0.0.1' };
+    const settings = { ...throughProxy, httpProxy: proxy.url, httpsProxy: proxy.url, noProxy: 'localhost,127.0.0.1' };
     const tls = await testDeliverer({ secret: SECRET, ca: trusted(), proxy: settings }).deliver(request(`${tlsTarget.url}/direct`), context);
     const plain = await testDeliverer({ secret: SECRET, proxy: settings }).deliver(request(`${plainTarget.url}/direct`), context);
     assert.equal(tls.kind === 'response' ? tls.response.status : 0, 200);
@@ -137,6 +137,26 @@ describe('the agent behind a proxy, trusting a private CA', () => {
     const portCalls = proxy.requests.filter((entry) => entry.target.startsWith(port.url));
     assert.ok(portCalls.some((entry) => entry.target === `${port.url}/v1/actions/runs/r_behind_proxy/logs`), 'the run logs and the status riding on the last one went through the proxy');
     assert.equal(portCalls.length, port.calls.length, 'every Port API call went through the proxy');
+  });
+
+  it('sends webhook and Port API calls through a proxy given only as ALL_PROXY', async () => {
+    const before = proxy.requests.length;
+    const setup = agentSetup(broker, port, { ALL_PROXY: proxy.url, REQUESTS_CA_BUNDLE: ca.caPath });
+    await produce(broker.brokers, setup.runsTopic, [{ value: signed(actionRunMessage({ runId: 'r_all_proxy', url: `${target.url}/deploy`, synchronized: true }), port.clientSecret) }]);
+    const allProxyAgent = await startConsumingAgent(setup);
+    try {
+      await waitFor(() => port.actionRunLogs('r_all_proxy').includes(FINISHED), { timeoutMs: 20_000, description: 'the run reported' });
+      assert.deepEqual(port.actionRunPatches('r_all_proxy'), [{ status: 'SUCCESS' }]);
+    } finally {
+      await allProxyAgent.stop();
+    }
+    const through = proxy.requests.slice(before).map((entry) => `${entry.method} ${entry.target}`);
+    const tunnel = new URL(target.url);
+    assert.ok(through.includes(`CONNECT ${tunnel.hostname}:${tunnel.port}`), `the https webhook went through CONNECT: ${through.join(', ')}`);
+    assert.ok(through.includes(`POST ${port.url}/v1/auth/access_token`), 'the token call went through the proxy');
+    assert.ok(through.includes(`POST ${port.url}/v1/actions/runs/r_all_proxy/logs`), 'the run logs went through the proxy');
+    const runCalls = port.calls.filter((call) => call.path.includes('r_all_proxy')).length;
+    assert.equal(through.filter((entry) => entry.includes('r_all_proxy')).length, runCalls, "every Port API call of the run went through the proxy");
   });
 
   it('stops at start, naming the variable, when a CA file cannot be read', async () => {

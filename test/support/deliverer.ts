@@ -6,6 +6,7 @@ import type { Deliverer } from '../../src/delivery/send.js';
 import { createTargetPolicy } from '../../src/delivery/target-policy.js';
 import { createHttpClient } from '../../src/http-client.js';
 import type { ProxySettings } from '../../src/proxy-routing.js';
+import { trustedSecureContext } from '../../src/trust/secure-context.js';
 
 export interface TestDelivererOptions {
   secret: string;
@@ -17,12 +18,13 @@ export interface TestDelivererOptions {
   /** WEBHOOK_ALLOWED_HOSTS entries; absent or empty: any URL. */
   allowedTargets?: string[] | undefined;
   proxy?: ProxySettings;
+  /** The CAs to trust, built into one context as the agent does; absent: Node's defaults. */
   ca?: string[] | undefined;
 }
 
 export function testDeliverer(options: TestDelivererOptions): Deliverer {
   return createDeliverer({
-    http: createHttpClient({ verifyTls: options.verifyTls ?? true, userAgent: 'port-agent', maxSocketsPerHost: 100, proxy: options.proxy, ca: options.ca }),
+    http: createHttpClient({ verifyTls: options.verifyTls ?? true, userAgent: 'port-agent', maxSocketsPerHost: 100, proxy: options.proxy, secureContext: trustedSecureContext(options.ca) }),
     secret: options.secret,
     timeoutMs: options.timeoutMs ?? 5000,
     retryPolicy: { retries: options.retries ?? 0, minTimeoutMs: 10, maxTimeoutMs: 50, maxRetryTimeMs: 10_000 },

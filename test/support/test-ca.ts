@@ -3,7 +3,7 @@
  * server certificate it signed for `localhost` and 127.0.0.1, with openssl (npm test installs it).
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -33,4 +33,19 @@ export function createTestCa(): TestCa {
     caPath: path('ca.pem'),
     server: { key: readFileSync(path('server.key'), 'utf8'), cert: readFileSync(path('server.pem'), 'utf8') },
   };
+}
+
+/**
+ * A self-signed certificate (PEM) for `commonName`, without its key: a CA to find in a file or
+ * folder. EC keys, so that each takes milliseconds.
+ */
+export function createSelfSignedCertificate(commonName: string): string {
+  const directory = mkdtempSync(join(tmpdir(), 'test-cert-'));
+  try {
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', VALID_DAYS, '-subj', `/CN=${commonName}`,
+      '-keyout', join(directory, 'key.pem'), '-out', join(directory, 'cert.pem')], { stdio: 'ignore' });
+    return readFileSync(join(directory, 'cert.pem'), 'utf8');
+  } finally {
+    rmSync(directory, { recursive: true, force: true });
+  }
 }
