@@ -387,6 +387,31 @@ describe('Helm chart helm/port-agent', () => {
       assert.deepEqual(field(rendered.one('Deployment'), 'spec', 'selector', 'matchLabels'), SELECTOR_LABELS);
     });
 
+    it('renders templates in extraVolumes and extraVolumeMounts, as the official chart does', async () => {
+      const rendered = await render(['-f', '-'], `
+fullnameOverride: custom-agent
+extraVolumes:
+  - name: by-include
+    secret:
+      secretName: '{{ include "port-agent.fullname" . }}-extra'
+  - name: by-release
+    configMap:
+      name: '{{ .Release.Name }}-scripts'
+extraVolumeMounts:
+  - name: by-include
+    mountPath: '/etc/{{ include "port-agent.fullname" . }}'
+    readOnly: true
+  - name: by-release
+    mountPath: /opt/{{ .Release.Name }}/scripts
+`);
+      const volumes = field(rendered.podSpec, 'volumes');
+      assert.deepEqual(byName(volumes, 'by-include'), { name: 'by-include', secret: { secretName: 'custom-agent-extra' } });
+      assert.deepEqual(byName(volumes, 'by-release'), { name: 'by-release', configMap: { name: `${RELEASE}-scripts` } });
+      const mounts = field(rendered.container, 'volumeMounts');
+      assert.deepEqual(byName(mounts, 'by-include'), { name: 'by-include', mountPath: '/etc/custom-agent', readOnly: true });
+      assert.deepEqual(byName(mounts, 'by-release'), { name: 'by-release', mountPath: `/opt/${RELEASE}/scripts` });
+    });
+
     it('lets operators replace security context keys, null removing one', async () => {
       const rendered = await render(['--set', 'podSecurityContext.runAsUser=null', '--set', 'podSecurityContext.runAsGroup=null', '--set', 'podSecurityContext.fsGroup=null']);
       assert.deepEqual(field(rendered.podSpec, 'securityContext'), { runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } });
