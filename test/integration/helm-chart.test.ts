@@ -387,6 +387,31 @@ describe('Helm chart helm/port-agent', () => {
       assert.deepEqual(field(rendered.one('Deployment'), 'spec', 'selector', 'matchLabels'), SELECTOR_LABELS);
     });
 
+    it('renders templates in extraVolumes and extraVolumeMounts, as the official chart does', async () => {
+      const rendered = await render(['-f', '-'], `
+fullnameOverride: custom-agent
+extraVolumes:
+  - name: by-include
+    secret:
+      secretName: '{{ include "port-agent.fullname" . }}-extra'
+  - name: by-release
+    configMap:
+      name: '{{ .Release.Name }}-scripts'
+extraVolumeMounts:
+  - name: by-include
+    mountPath: '/etc/{{ include "port-agent.fullname" . }}'
+    readOnly: true
+  - name: by-release
+    mountPath: /opt/{{ .Release.Name }}/scripts
+`);
+      const volumes = field(rendered.podSpec, 'volumes');
+      assert.deepEqual(byName(volumes, 'by-include'), { name: 'by-include', secret: { secretName: 'custom-agent-extra' } });
+      assert.deepEqual(byName(volumes, 'by-release'), { name: 'by-release', configMap: { name: `${RELEASE}-scripts` } });
+      const mounts = field(rendered.container, 'volumeMounts');
+      assert.deepEqual(byName(mounts, 'by-include'), { name: 'by-include', mountPath: '/etc/custom-agent', readOnly: true });
+      assert.deepEqual(byName(mounts, 'by-release'), { name: 'by-release', mountPath: `/opt/${RELEASE}/scripts` });
+    });
+
     it('lets operators replace security context keys, null removing one', async () => {
       const rendered = await render(['--set', 'podSecurityContext.runAsUser=null', '--set', 'podSecurityContext.runAsGroup=null', '--set', 'podSecurityContext.fsGroup=null']);
       assert.deepEqual(field(rendered.podSpec, 'securityContext'), { runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } });
@@ -481,7 +506,19 @@ describe('Helm chart helm/port-agent', () => {
   });
 
   describe('examples/self-signed-certificate.yaml', () => {
-    it('stores the PEM in the chart\'s Secret and trusts it through NODE_EXTRA_CA_CERTS', async () => {
+    const CA_FOLDER = '/usr/local/share/ca-certificates';
+
+    /** The mounts into the folder the agent reads CAs from: one *.crt file each, by subPath. */
+    function caMounts(rendered: Rendered): unknown[] {
+      const mounts = list(field(rendered.container, 'volumeMounts')).filter((mount) => String(field(mount, 'mountPath')).startsWith(`${CA_FOLDER}/`));
+      for (const mount of mounts) {
+        assert.match(String(field(mount, 'mountPath')), /^\/usr\/local\/share\/ca-certificates\/[^/]+\.crt$/);
+        assert.equal(typeof field(mount, 'subPath'), 'string', `${JSON.stringify(mount)} mounts a file, not a folder`);
+      }
+      return mounts;
+    }
+
+    it('stores the PEM in the chart\'s Secret and mounts it where the official chart does, with no CA variable', async () => {
       const rendered = await render(['-f', example('self-signed-certificate')]);
       assert.deepEqual(rendered.kinds(), ['Deployment', 'Secret', 'Secret']);
       const pem = String(field(readExample('self-signed-certificate'), 'selfSignedCertificate', 'certificate'));
@@ -494,31 +531,65 @@ describe('Helm chart helm/port-agent', () => {
       });
       assert.deepEqual(byName(field(rendered.container, 'volumeMounts'), 'ca-certificates'), {
         name: 'ca-certificates',
-        mountPath: '/etc/port-agent/ca',
+        mountPath: `${CA_FOLDER}/cert.crt`,
+        subPath: 'crt',
         readOnly: true,
       });
-      assert.equal(rendered.env.get('NODE_EXTRA_CA_CERTS'), '/etc/port-agent/ca/crt');
-      assert.equal(rendered.env.get('REQUESTS_CA_BUNDLE'), '/etc/port-agent/ca/crt');
-      // Node reads the file once, at start: a new certificate must replace the pods.
-      assert.match(String(rendered.annotations['checksum/certificate']), /^[0-9a-f]{64}$/);
+      // The agent reads the folder itself: the chart points no variable at the file.
+      assert.equal(rendered.env.has('NODE_EXTRA_CA_CERTS'), false);
+      assert.equal(rendered.env.has('REQUESTS_CA_BUNDLE'), false);
+      // The example's second CA, from a Secret of the operator's, lands beside cert.crt.
+      assert.deepEqual(byName(field(rendered.podSpec, 'volumes'), 'corp-cas'), { name: 'corp-cas', secret: { secretName: 'corp-cas' } });
+      assert.deepEqual(caMounts(rendered).map((mount) => field(mount, 'mountPath')), [`${CA_FOLDER}/cert.crt`, `${CA_FOLDER}/corp-root.crt`]);
+      // File mounts leave the root filesystem read-only.
+      assert.equal(field(rendered.container, 'securityContext', 'readOnlyRootFilesystem'), true);
       // The image's own entrypoint runs: no update-ca-certificates as root.
       assert.equal(field(rendered.container, 'command'), undefined);
     });
 
-    it('mounts a certificate from an existing Secret under its key', async () => {
+    it('rolls the pods when the certificate changes, and only then', async () => {
+      // The agent reads the folder once, at start, and a subPath mount never sees a changed
+      // Secret: a new certificate must replace the pods.
+      const pem = String(field(readExample('self-signed-certificate'), 'selfSignedCertificate', 'certificate'));
+      const checksum = async (certificate: string, ...args: string[]): Promise<unknown> =>
+        (await render(['-f', example('self-signed-certificate'), '--set-json', `selfSignedCertificate.certificate=${JSON.stringify(certificate)}`, ...args]))
+          .annotations['checksum/certificate'];
+      const first = await checksum(pem);
+      const again = await checksum(pem, '--set', 'env.normal.LOG_LEVEL=DEBUG');
+      const changed = await checksum(`${pem}${pem}`);
+      assert.match(String(first), /^[0-9a-f]{64}$/);
+      assert.equal(again, first);
+      assert.notEqual(changed, first);
+    });
+
+    it('mounts a certificate from an existing Secret under its key as cert.crt', async () => {
       const rendered = await render([
         '--set', 'selfSignedCertificate.enabled=true',
         '--set', 'selfSignedCertificate.secret.useExistingSecret=true',
         '--set', 'selfSignedCertificate.secret.name=corp-ca',
-        '--set', 'selfSignedCertificate.secret.key=ca.crt',
+        '--set', 'selfSignedCertificate.secret.key=ca.pem',
       ]);
       assert.deepEqual(rendered.kinds(), ['Deployment', 'Secret']);
       assert.deepEqual(field(byName(field(rendered.podSpec, 'volumes'), 'ca-certificates'), 'secret'), {
         secretName: 'corp-ca',
-        items: [{ key: 'ca.crt', path: 'ca.crt' }],
+        items: [{ key: 'ca.pem', path: 'ca.pem' }],
       });
-      assert.equal(rendered.env.get('NODE_EXTRA_CA_CERTS'), '/etc/port-agent/ca/ca.crt');
+      assert.deepEqual(caMounts(rendered), [{ name: 'ca-certificates', mountPath: `${CA_FOLDER}/cert.crt`, subPath: 'ca.pem', readOnly: true }]);
+      assert.equal(rendered.env.has('NODE_EXTRA_CA_CERTS'), false);
       assert.equal(rendered.annotations['checksum/certificate'], undefined);
+    });
+
+    it('passes an operator\'s own NODE_EXTRA_CA_CERTS and REQUESTS_CA_BUNDLE through, once each', async () => {
+      const rendered = await render([
+        '-f', example('self-signed-certificate'),
+        '--set', 'env.normal.NODE_EXTRA_CA_CERTS=/etc/extra/ca.pem',
+        '--set', 'env.normal.REQUESTS_CA_BUNDLE=/etc/extra/bundle.pem',
+      ]);
+      const names = list(field(rendered.container, 'env')).map((entry) => field(entry, 'name'));
+      assert.equal(names.filter((name) => name === 'NODE_EXTRA_CA_CERTS').length, 1);
+      assert.equal(names.filter((name) => name === 'REQUESTS_CA_BUNDLE').length, 1);
+      assert.equal(rendered.env.get('NODE_EXTRA_CA_CERTS'), '/etc/extra/ca.pem');
+      assert.equal(rendered.env.get('REQUESTS_CA_BUNDLE'), '/etc/extra/bundle.pem');
     });
 
     it('refuses a missing certificate or a missing existing Secret name, saying which value to set', async () => {
@@ -526,8 +597,6 @@ describe('Helm chart helm/port-agent', () => {
       assert.match(noPem, /selfSignedCertificate\.certificate must be a PEM certificate/);
       const noName = await renderFails(['--set', 'selfSignedCertificate.enabled=true', '--set', 'selfSignedCertificate.secret.useExistingSecret=true']);
       assert.match(noName, /selfSignedCertificate\.secret\.name is required/);
-      const clash = await renderFails(['-f', example('self-signed-certificate'), '--set', 'env.normal.NODE_EXTRA_CA_CERTS=/x.pem']);
-      assert.match(clash, /env\.normal\.NODE_EXTRA_CA_CERTS is set while selfSignedCertificate\.enabled=true/);
     });
   });
 

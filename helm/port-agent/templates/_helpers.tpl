@@ -108,15 +108,11 @@ The name of the Secret with the self-signed certificate: the existing one, or th
 {{- end }}
 
 {{/*
-The key of the certificate inside its Secret (crt by default), which is also the file name under
-the mount directory.
+The key of the certificate inside its Secret (crt by default): the one key the volume projects,
+mounted by subPath as /usr/local/share/ca-certificates/cert.crt whatever its name.
 */}}
 {{- define "port-agent.selfSignedCertKey" -}}
 {{- default "crt" .Values.selfSignedCertificate.secret.key }}
-{{- end }}
-
-{{- define "port-agent.caDirectory" -}}
-/etc/port-agent/ca
 {{- end }}
 
 {{/*
@@ -146,11 +142,6 @@ fails the install with a message saying what to change.
 {{- end }}
 {{- end }}
 {{- if .Values.selfSignedCertificate.enabled }}
-{{- range $name := list "NODE_EXTRA_CA_CERTS" "REQUESTS_CA_BUNDLE" }}
-{{- if hasKey $normal $name }}
-{{- fail (printf "env.normal.%s is set while selfSignedCertificate.enabled=true: the chart sets it to the mounted certificate; remove one of the two" $name) }}
-{{- end }}
-{{- end }}
 {{- if not .Values.selfSignedCertificate.secret.useExistingSecret }}
 {{- if not (contains "-----BEGIN CERTIFICATE-----" (.Values.selfSignedCertificate.certificate | default "")) }}
 {{- fail "selfSignedCertificate.certificate must be a PEM certificate (-----BEGIN CERTIFICATE-----): set it with --set-file selfSignedCertificate.certificate=ca.crt, or point selfSignedCertificate.secret at an existing Secret with useExistingSecret=true" }}
@@ -190,13 +181,6 @@ secret.useExistingSecret the Secret is loaded whole with envFrom instead (see th
 {{- define "port-agent.env" -}}
 - name: HEALTH_PORT
   value: {{ include "port-agent.string" .Values.health.port | quote }}
-{{- if .Values.selfSignedCertificate.enabled }}
-{{- $caFile := printf "%s/%s" (include "port-agent.caDirectory" .) (include "port-agent.selfSignedCertKey" .) }}
-- name: NODE_EXTRA_CA_CERTS
-  value: {{ $caFile | quote }}
-- name: REQUESTS_CA_BUNDLE
-  value: {{ $caFile | quote }}
-{{- end }}
 {{- if not .Values.secret.useExistingSecret }}
 {{- range $key, $_ := .Values.env.secret }}
 - name: {{ $key }}
