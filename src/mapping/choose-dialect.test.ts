@@ -6,6 +6,7 @@ import { BUILT_IN_MAPPING_PATH } from '../package-root.js';
 import { compileInDialect } from './choose-dialect.js';
 import type { CompilerFactory } from './choose-dialect.js';
 import { createCompiler } from './dialects.js';
+import { createJqCompiler } from './jq-engine.js';
 import type { DialectCompiler, MappingDialect } from './dialects.js';
 import { createMapper } from './render.js';
 
@@ -105,7 +106,7 @@ describe('compileInDialect', () => {
   it('runs the official test file, whose enabled jq refuses, as the official agent does: that expression yields null', async () => {
     const result = detect(OFFICIAL_TEST_MAPPING);
     assert.equal(result.dialect, 'jq');
-    assert.match(result.reason, /fewer expressions fail as jq \(1 expression does not compile, each yields null as in the official agent\)/);
+    assert.match(result.reason, /the file is jq the official agent runs: 1 expression does not compile in jq, each yielding null as in the official agent, and JSONata refuses those and more/);
     assert.deepEqual(
       result.uncompiled.map((error) => [error.mappingIndex, error.field, error.expression]),
       [[0, 'enabled', '.payload.non-existing-field']],
@@ -127,6 +128,30 @@ describe('compileInDialect', () => {
     const factory = trackingFactory();
     assert.throws(() => compileInDialect([{ url: "'http://x'", body: 'a &' }], { dialect: 'jsonata', setBy: 'CONTROL_THE_PAYLOAD_DIALECT' }, factory.compilerFor), /field "body": the jsonata expression "a &" does not compile/);
     assert.deepEqual(factory.open(), [], 'the refused compiler is closed');
+  });
+
+  it('refuses, with the way out, a jq file whose only refused expression JSONata refuses too', () => {
+    const factory = trackingFactory();
+    const tie = [{ enabled: '.payload.non-existing-field', url: 'env.URL' }];
+    assert.throws(
+      () => compileInDialect(tie, undefined, factory.compilerFor),
+      /fits neither dialect .*Set CONTROL_THE_PAYLOAD_DIALECT=jq to run it as the official agent does/,
+    );
+    assert.deepEqual(factory.open(), []);
+    assert.equal(detect(tie, 'jq').uncompiled.length, 1, 'with the dialect set it runs');
+  });
+
+  it('never runs as jq a JSONata file whose valid expressions jq refuses', () => {
+    const factory = trackingFactory();
+    const jsonataWithSlips = [{ url: "'http://x/'", body: { a: 'payload.a', b: '.b', c: '.c' } }];
+    assert.throws(() => compileInDialect(jsonataWithSlips, undefined, factory.compilerFor), (error: unknown) => error instanceof MappingError && !error.message.includes('Set CONTROL_THE_PAYLOAD_DIALECT=jq'));
+    assert.deepEqual(factory.open(), []);
+  });
+
+  it('stops when jq cannot run, rather than run every expression as null', () => {
+    const missingJq: CompilerFactory = (dialect) => (dialect === 'jq' ? createJqCompiler({ environment: {}, jqPath: '/nonexistent/jq' }) : createCompiler(dialect, ENVIRONMENT));
+    assert.throws(() => compileInDialect([{ url: '.payload.url' }], { dialect: 'jq', setBy: 'CONTROL_THE_PAYLOAD_DIALECT' }, missingJq), /the jq program cannot run/);
+    assert.throws(() => compileInDialect(OFFICIAL_TEST_MAPPING, undefined, missingJq), /fits neither dialect .*As jq: .*the jq program cannot run/);
   });
 
   it('keeps a JSONata file with a typo an error rather than running it as jq', () => {

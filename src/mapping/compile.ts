@@ -9,6 +9,7 @@
  */
 import { MappingError, describeError } from '../errors.js';
 import { isPlainObject } from '../json-shape.js';
+import { ExpressionSyntaxError } from './expression.js';
 import type { Expression, ExpressionCompiler } from './expression.js';
 import { REPORT_FIELDS } from './types.js';
 import type { CompiledMapping, ReportField, Template } from './types.js';
@@ -32,14 +33,15 @@ function compileExpression(source: string, compiler: ExpressionCompiler, index: 
   try {
     return compiler.compile(source);
   } catch (error) {
-    onUncompiled(
-      new MappingError(`Mapping ${index}, field "${field}": the ${compiler.dialect} expression ${JSON.stringify(source)} does not compile: ${describeError(error)}`, {
-        mappingIndex: index,
-        field,
-        expression: source,
-        cause: error,
-      }),
-    );
+    const refused = new MappingError(`Mapping ${index}, field "${field}": the ${compiler.dialect} expression ${JSON.stringify(source)} does not compile: ${describeError(error)}`, {
+      mappingIndex: index,
+      field,
+      expression: source,
+      cause: error,
+    });
+    // Only the language refusing the expression may be tolerated: jq not running at all is not that.
+    if (!(error instanceof ExpressionSyntaxError)) throw refused;
+    onUncompiled(refused);
     return uncompiledExpression(source);
   }
 }

@@ -149,7 +149,16 @@ describe('jq and JSONata dialects', () => {
     );
   });
 
-  it('refuses input and inputs, which would read another evaluation', () => {
-    assert.throws(() => compileMappings([{ body: '[inputs]' }], compiler('jq')), /input and inputs are not available/);
+  it('fails input and inputs, which would read another evaluation, but reads a field named input', async () => {
+    const compiled = compileMappings([{ url: '"http://x"', body: { field: '.payload.input', text: '"no input given"' } }], compiler('jq'));
+    const [mapping] = compiled;
+    assert.ok(mapping);
+    const request = await createMapper(compiled).renderRequest(mapping, { payload: { input: 'v' } }, { url: undefined, method: 'POST', body: {}, headers: {} });
+    assert.deepEqual(request.body, { field: 'v', text: 'no input given' });
+    for (const body of ['[inputs]', 'input']) {
+      const [reading] = compileMappings([{ url: '"http://x"', body }], compiler('jq'));
+      assert.ok(reading);
+      await assert.rejects(createMapper([reading]).renderRequest(reading, { a: 1 }, { url: undefined, method: 'POST', body: {}, headers: {} }), /input and inputs are not available in mappings/);
+    }
   });
 });

@@ -12,9 +12,17 @@ export interface Expression {
   evaluate(input: unknown): Promise<unknown>;
 }
 
+/** The language refused the expression; any other error from `compile` is the engine failing. */
+export class ExpressionSyntaxError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'ExpressionSyntaxError';
+  }
+}
+
 export interface ExpressionCompiler {
   readonly dialect: string;
-  /** Throws an Error describing the syntax problem. */
+  /** Throws an ExpressionSyntaxError describing the syntax problem, another Error when the engine fails. */
   compile(source: string): Expression;
 }
 
@@ -32,7 +40,7 @@ export function createJsonataCompiler(environment: Readonly<Record<string, strin
         compiled = jsonata(source);
       } catch (error) {
         const position = (error as { position?: number }).position;
-        throw new Error(`${describeError(error)}${position === undefined ? "" : ` at position ${position}`}`, { cause: error });
+        throw new ExpressionSyntaxError(`${describeError(error)}${position === undefined ? "" : ` at position ${position}`}`, { cause: error });
       }
       return {
         source,

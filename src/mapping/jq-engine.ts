@@ -13,6 +13,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { describeError } from '../errors.js';
+import { ExpressionSyntaxError } from './expression.js';
 import type { Expression, ExpressionCompiler } from './expression.js';
 
 export interface JqEngineOptions {
@@ -35,6 +36,8 @@ interface Call {
 }
 
 const SYNTAX_CHECK_TIMEOUT_MS = 5_000;
+/** jq's exit status when it refuses the program (jq 1.6 main.c). */
+const JQ_COMPILE_ERROR_STATUS = 3;
 /**
  * jq 1.6 keeps the arrays and objects being read, and the key of each object, on one stack of 256
  * entries, and exits at a line that needs more, failing every evaluation in flight with it. A batch
@@ -88,12 +91,21 @@ function firstOutput(functionName: string): string {
  * one output line the array of its results, in order: the evaluations a message needs (every
  * field of a template, on the same input) and those of concurrent messages travel together.
  */
+/**
+ * `input` and `inputs` would read the next batch line from the shared process's input: another
+ * run's data. Shadowed, they fail the evaluation that calls them, while `.input`, a field, works.
+ */
+const NO_INPUT_BUILTINS = [
+  'def input: error("the jq builtins input and inputs are not available in mappings");',
+  'def inputs: error("the jq builtins input and inputs are not available in mappings");',
+].join('\n');
+
 function buildProgram(sources: readonly string[]): string {
   const definitions = sources.map((source, index) => `def __port_agent_expression_${index}: ${source}\n;`).join('\n');
   const dispatch = sources
     .map((_, index) => `${index === 0 ? 'if' : 'elif'} $id == ${index} then (try {v: ${firstOutput(`__port_agent_expression_${index}`)}} catch {e: (. | tostring)})`)
     .join('\n');
-  return `${definitions}\ndef __port_agent_dispatch($id):\n${dispatch}\nelse {e: "unknown expression"} end;\n.inputs as $inputs | [.calls[] | .[0] as $id | $inputs[.[1]] | __port_agent_dispatch($id)]`;
+  return `${NO_INPUT_BUILTINS}\n${definitions}\ndef __port_agent_dispatch($id):\n${dispatch}\nelse {e: "unknown expression"} end;\n.inputs as $inputs | [.calls[] | .[0] as $id | $inputs[.[1]] | __port_agent_dispatch($id)]`;
 }
 
 export function createJqCompiler(options: JqEngineOptions): JqCompiler {
@@ -198,8 +210,6 @@ export function createJqCompiler(options: JqEngineOptions): JqCompiler {
   return {
     dialect: 'jq',
     compile(source: string): Expression {
-      // They would read the next evaluation's line from the shared process's input.
-      if (/(^|[^\w$])inputs?\b/.test(source)) throw new Error('the jq builtins input and inputs are not available in mappings');
       // jq compiles the expression without running it; its error message names the problem.
       const check = spawnSync(jqPath, ['-n', `if false then (${source}\n) else empty end`], {
         env: environment,
@@ -207,10 +217,12 @@ export function createJqCompiler(options: JqEngineOptions): JqCompiler {
         timeout: SYNTAX_CHECK_TIMEOUT_MS,
       });
       if (check.error) throw new Error(`the jq program cannot run (${describeError(check.error)}); install jq (Debian: apt-get install jq)`);
-      if (check.status !== 0) {
+      if (check.status === JQ_COMPILE_ERROR_STATUS) {
         const message = check.stderr.replace(/\s*jq: \d+ compile errors?\s*$/, '').replace(/^jq: error: /, '').replace(/\s+/g, ' ').trim();
-        throw new Error(message || `jq rejected the expression (exit code ${check.status})`);
+        throw new ExpressionSyntaxError(message || 'jq refused the expression');
       }
+      // Anything else (a signal, another status) is jq failing, not the expression.
+      if (check.status !== 0) throw new Error(`the jq program failed (${check.signal ?? `exit code ${String(check.status)}`}): ${check.stderr.trim()}`);
       const index = sources.push(source) - 1;
       return { source, evaluate: (input: unknown) => evaluate(index, input) };
     },
