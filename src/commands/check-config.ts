@@ -157,7 +157,11 @@ export function checkConfig(processEnv: Environment, workingDirectory: string): 
   try {
     // The agent runs such a file as the official agent does, but a new file should not ship with one.
     const [uncompiled] = loaded.uncompiled;
-    if (uncompiled) throw uncompiled;
+    if (uncompiled) {
+      throw new MappingError(`${uncompiled.message} (the agent would start and run it as null, as the official agent does; fix it before it ships)`, {
+        ...(uncompiled.mappingIndex === undefined ? {} : { mappingIndex: uncompiled.mappingIndex }),
+      });
+    }
     const trusted = startupChecks(config, loaded.mappings);
     const envFile = join(workingDirectory, '.env');
     return {

@@ -20,7 +20,7 @@ import { displayUrl, failureSummary } from '../reporting/summary.js';
 import type { HandleOutcome, MessageHandler, SourceMessage } from '../sources/types.js';
 
 /** Polling cannot split runs between agents: the claim already gave the run to this one. */
-export const UNMATCHED_CLAIMED_RUN_SUMMARY =
+const UNMATCHED_CLAIMED_RUN_SUMMARY =
   'The agent found no payload mapping for this action run. It was claimed through Port\'s polling API, so no other agent will handle it.';
 
 export interface HandlerDeps {
@@ -230,7 +230,8 @@ export function createMessageHandler(deps: HandlerDeps): MessageHandler {
       reports?.sending({ method: request.method, url: shownUrl });
       const result = await deliverer.deliver(request, {
         logger: requestLogger,
-        ...sent,
+        idempotencyKey: sent.idempotencyKey,
+        traceparent: sent.traceparent,
         onRetry: reports ? (notice) => reports.retrying(notice) : undefined,
       });
 

@@ -107,19 +107,21 @@ describe('buildRunMessage for an action run', () => {
     });
   });
 
-  it('is the agent\'s whatever its agent flag says: the official agent drops the flag of a claimed run', () => {
-    const message = built('action-run', claimedActionRun({ type: 'WEBHOOK', url: 'http://svc/x', agent: false, body: EVENT }), 'r_claimed');
-    assert.equal(classify(message, 'runs', true).kind, 'invocation');
+  it('is no agent\'s run without agent: true, which the official agent checks before dropping the flag', () => {
+    const message = built('action-run', claimedActionRun({ type: 'WEBHOOK', url: 'http://svc/x', agent: true, body: EVENT }), 'r_claimed');
+    assert.equal(classify(message, 'runs', true).kind, 'invocation', 'the flag dropped, a claimed run is still the agent\'s');
     assert.equal(classify(message, 'runs').kind, 'not-for-agent', 'the same message from Kafka would not be');
   });
 
   const invalid: [string, unknown, RegExp][] = [
     ['no payload', { id: 'r_claimed' }, /no payload object/],
     ['a payload that is not an object', { id: 'r_claimed', payload: [] }, /no payload object/],
-    ['a body that is not an object', claimedActionRun({ type: 'WEBHOOK', url: 'http://svc/x', body: 'text' }), /payload\.body is not an object/],
-    ['an event payload that is not an object', claimedActionRun({ type: 'WEBHOOK', url: 'http://svc/x', body: { payload: 3 } }), /payload\.body\.payload is not an object/],
+    ['a body that is not an object', claimedActionRun({ type: 'WEBHOOK', url: 'http://svc/x', agent: true, body: 'text' }), /payload\.body is not an object/],
+    ['an event payload that is not an object', claimedActionRun({ type: 'WEBHOOK', url: 'http://svc/x', agent: true, body: { payload: 3 } }), /payload\.body\.payload is not an object/],
     ['no url anywhere', claimedActionRun({ type: 'WEBHOOK', agent: true, body: {} }), /no invocation method type or url/],
     ['no type anywhere', claimedActionRun({ url: 'http://svc/x', agent: true }), /no invocation method type or url/],
+    ['no agent flag', claimedActionRun({ type: 'WEBHOOK', url: 'http://svc/x', body: EVENT }), /no agent flag/],
+    ['agent: false', claimedActionRun({ type: 'WEBHOOK', url: 'http://svc/x', agent: false, body: EVENT }), /not for an agent/],
     ['a run that is not an object', 'r_claimed', /not an object/],
   ];
   for (const [what, run, reason] of invalid) {

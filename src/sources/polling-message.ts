@@ -15,7 +15,8 @@
  *   `{}`; `agent` left out) — and for a node run `{headers, payload: {action: {invocationMethod}},
  *   context: {runId, nodeConfig}}`.
  *
- * Without `agent`, the pipeline knows a claimed run by its source: Port handed it to this agent.
+ * An action run must say `agent: true`, as the official agent checks before dropping the flag; the
+ * pipeline then knows a claimed run by its source.
  */
 import { isPlainObject } from '../json-shape.js';
 
@@ -43,19 +44,25 @@ function objectAt(parent: Record<string, unknown>, key: string, where: string): 
 
 /** The invocation method as the official agent rebuilds it, with exactly these keys in this order. */
 function invocationMethodOf(source: Record<string, unknown>): Record<string, unknown> {
+  // `.get(key, default)` in the official agent: a key present with null stays null.
+  const valueOr = (key: string, fallback: unknown): unknown => (key in source ? source[key] : fallback);
   return {
-    type: source.type ?? null,
-    url: source.url ?? null,
-    synchronized: source.synchronized ?? false,
-    method: source.method ?? 'POST',
-    headers: source.headers ?? {},
+    type: valueOr('type', null),
+    url: valueOr('url', null),
+    synchronized: valueOr('synchronized', false),
+    method: valueOr('method', 'POST'),
+    headers: valueOr('headers', {}),
   };
 }
 
 function buildActionRun(run: Record<string, unknown>, runId: string): Record<string, unknown> {
   if (!isPlainObject(run.payload)) throw new InvalidRun('the claimed run has no payload object');
   const { payload } = run;
-  if (!payload.type || !payload.url) throw new InvalidRun('the claimed run has no invocation method type or url');
+  // The official agent reads these keys as `payload[key]`: an absent one fails the run.
+  if (!('type' in payload) || !('url' in payload)) throw new InvalidRun('the claimed run has no invocation method type or url');
+  if (!('agent' in payload)) throw new InvalidRun('the claimed run has no agent flag');
+  // The official agent skips it and leaves it claimed, in progress for ever: no other agent will see it.
+  if (payload.agent !== true) throw new InvalidRun('the claimed run is not for an agent (payload.agent is not true)');
   const event = objectAt(payload, 'body', 'payload.body');
   const eventPayload = objectAt(event, 'payload', 'payload.body.payload');
   const eventAction = objectAt(eventPayload, 'action', 'payload.body.payload.action');

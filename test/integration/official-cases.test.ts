@@ -131,6 +131,27 @@ function isCommitted(offsets: Map<number, string> | undefined): boolean {
   return offsets !== undefined && [...offsets.values()].includes('1');
 }
 
+/** The case's mapping file, or the built-in default where the case allows it ("or none: built-in default"). */
+type MappingVariant = 'file' | 'built-in';
+
+function mappingVariants(testCase: OfficialCase): MappingVariant[] {
+  return testCase.mapping_file.includes('built-in default') ? ['file', 'built-in'] : ['file'];
+}
+
+/** Until `count()` has not changed for `quietMs`: nothing more is coming. */
+async function untilQuiet(count: () => number, quietMs: number): Promise<void> {
+  let last = count();
+  let since = Date.now();
+  await waitFor(
+    () => {
+      const now = count();
+      if (now !== last) [last, since] = [now, Date.now()];
+      return Date.now() - since >= quietMs;
+    },
+    { timeoutMs: 20_000, description: 'no more calls or requests' },
+  );
+}
+
 interface CaseRun {
   agent: AgentProcess;
   port: PortStandIn;
@@ -173,14 +194,17 @@ describe("the official agent's own test cases", () => {
     };
   }
 
-  /** A working directory holding the case's mapping file where the official chart mounts it. */
-  function mappingDirectory(testCase: OfficialCase): string {
+  /**
+   * A working directory holding the case's mapping file where the official chart mounts it, or
+   * none for the built-in default.
+   */
+  function mappingDirectory(testCase: OfficialCase, mapping: MappingVariant): string {
     const directory = mkdtempSync(join(tmpdir(), 'official-case-'));
-    writeFileSync(join(directory, 'control_the_payload_config.json'), JSON.stringify(officialMappingFile(mappingFileName(testCase))));
+    if (mapping === 'file') writeFileSync(join(directory, 'control_the_payload_config.json'), JSON.stringify(officialMappingFile(mappingFileName(testCase))));
     return directory;
   }
 
-  async function runKafkaCase(testCase: OfficialCase, urls: readonly [string, string][]): Promise<CaseRun> {
+  async function runKafkaCase(testCase: OfficialCase, urls: readonly [string, string][], mapping: MappingVariant): Promise<CaseRun> {
     const broker = await startBroker();
     running.stopBroker = () => broker.stop();
     const port = await startPortStandIn({ clientId: testCase.env.PORT_CLIENT_ID, clientSecret: testCase.env.PORT_CLIENT_SECRET });
@@ -190,20 +214,20 @@ describe("the official agent's own test cases", () => {
     await produce(broker.brokers, topic, [{ value: kafkaValue(testCase, urls) }]);
     // The broker's settings from the harness; the case's own variables (test_org, test/test) win.
     const { env } = agentSetup(broker, port, agentEnv(testCase, port));
-    const agent = startAgent(env, { cwd: mappingDirectory(testCase) });
+    const agent = startAgent(env, { cwd: mappingDirectory(testCase, mapping) });
     running.agent = agent;
     await agent.waitForLog(isConsuming, 30_000);
     const groupId = testCase.env.PORT_ORG_ID ?? '';
     return { agent, port, committed: () => committedOffsets(broker.brokers, groupId, topic) };
   }
 
-  async function runPollingCase(testCase: OfficialCase, urls: readonly [string, string][]): Promise<CaseRun> {
+  async function runPollingCase(testCase: OfficialCase, urls: readonly [string, string][], mapping: MappingVariant): Promise<CaseRun> {
     const port = await startPortStandIn({ clientId: testCase.env.PORT_CLIENT_ID, clientSecret: testCase.env.PORT_CLIENT_SECRET });
     running.port = port;
     const stub = retarget(testCase.input.port_api_stub ?? {}, urls) as Record<string, { runs?: Record<string, unknown>[]; nodeRuns?: Record<string, unknown>[] }>;
     port.enqueueActionRuns(stub['POST /v1/actions/runs/claim-pending']?.runs ?? []);
     port.enqueueNodeRuns(stub['POST /v1/workflows/runs/claim-pending']?.nodeRuns ?? []);
-    const agent = startAgent(agentEnv(testCase, port, { POLLING_INTERVAL_SECONDS: '0.2' }), { cwd: mappingDirectory(testCase) });
+    const agent = startAgent(agentEnv(testCase, port, { POLLING_INTERVAL_SECONDS: '0.2' }), { cwd: mappingDirectory(testCase, mapping) });
     running.agent = agent;
     return { agent, port };
   }
@@ -233,42 +257,57 @@ describe("the official agent's own test cases", () => {
   }
 
   for (const testCase of officialCases) {
-    it(testCase.name, async () => {
-      await stopCase();
-      target.requests.splice(0);
-      const stub = testCase.webhook_stub_response;
-      answer = stub ? { status: stub.status, body: stub.body_text, headers: { 'Content-Type': stub.content_type } } : {};
-      const urls = retargeting(target);
-      const startedAt = Date.now();
-      const caseRun = testCase.input.kafka_value === undefined ? await runPollingCase(testCase, urls) : await runKafkaCase(testCase, urls);
-      const runId = runIdOf(testCase);
-      const expected = expectedCalls(testCase);
+    for (const mapping of mappingVariants(testCase)) {
+      it(`${testCase.name}${mapping === 'built-in' ? ' (built-in default mapping)' : ''}`, () => runCase(testCase, mapping));
+    }
+  }
 
-      if (expected.length > 0 && runId !== undefined) {
-        const wanted = portView(expected, runId);
-        const shown = (): PortView => portView(acceptedCalls(caseRun.port, runId), runId);
-        await waitFor(() => shown().logs.length >= wanted.logs.length && Object.keys(wanted.run).every((key) => key in shown().run), {
-          timeoutMs: 20_000,
-          description: () => `Port has as much as it should for ${runId}: ${JSON.stringify(shown())}`,
-        });
-        // The run's message is committed once Port has its last report: nothing more is coming.
-        if (caseRun.committed) await waitFor(async () => isCommitted(await caseRun.committed?.()), { timeoutMs: 20_000, description: 'the message committed' });
-        assert.deepEqual(shown(), wanted, 'what Port shows for the run');
-      } else {
-        // Nothing for Port to hear: wait until the agent has handled the message, then check it heard nothing.
-        await waitFor(async () => isCommitted(await caseRun.committed?.()), { timeoutMs: 20_000, description: 'the message committed' });
-        if (runId !== undefined) assert.deepEqual(acceptedCalls(caseRun.port, runId), [], 'no call about the run');
-      }
-      assertRequest(testCase, urls, startedAt);
+  async function runCase(testCase: OfficialCase, mapping: MappingVariant): Promise<void> {
+    await stopCase();
+    target.requests.splice(0);
+    const stub = testCase.webhook_stub_response;
+    answer = stub ? { status: stub.status, body: stub.body_text, headers: { 'Content-Type': stub.content_type } } : {};
+    const urls = retargeting(target);
+    const startedAt = Date.now();
+    const caseRun = testCase.input.kafka_value === undefined ? await runPollingCase(testCase, urls, mapping) : await runKafkaCase(testCase, urls, mapping);
+    const runId = runIdOf(testCase);
+    const expected = expectedCalls(testCase);
 
-      if (mappingFileName(testCase) === 'mock_control_the_payload_config') {
-        // The official test file runs, as in the official agent, with one warning at start.
-        const warning = caseRun.agent.logs.find((line) => line.level === 'warn' && line.field === 'enabled' && line.mappingIndex === 0);
-        assert.equal(warning?.expression, '.payload.non-existing-field');
-      }
-      if (testCase.name === 'kafka-run-agent-false-skipped') {
-        assert.ok(caseRun.agent.logs.some((line) => line.msg === 'message skipped: not for an agent'));
-      }
-    });
+    if (expected.length > 0 && runId !== undefined) {
+      const wanted = portView(expected, runId);
+      const shown = (): PortView => portView(acceptedCalls(caseRun.port, runId), runId);
+      await waitFor(() => shown().logs.length >= wanted.logs.length && Object.keys(wanted.run).every((key) => key in shown().run), {
+        timeoutMs: 20_000,
+        description: () => `Port has as much as it should for ${runId}: ${JSON.stringify(shown())}`,
+      });
+      // The run's message is committed once Port has its last report; polling has no commit, so
+      // a quiet second says the same: nothing more is coming.
+      if (caseRun.committed) await waitFor(async () => isCommitted(await caseRun.committed?.()), { timeoutMs: 20_000, description: 'the message committed' });
+      else await untilQuiet(() => caseRun.port.apiCallsForRun(runId).length + target.requests.length, 1_000);
+      assert.deepEqual(shown(), wanted, 'what Port shows for the run');
+    } else {
+      // Nothing for Port to hear: wait until the agent has handled the message, then check it heard nothing.
+      await waitFor(async () => isCommitted(await caseRun.committed?.()), { timeoutMs: 20_000, description: 'the message committed' });
+      if (runId !== undefined) assert.deepEqual(acceptedCalls(caseRun.port, runId), [], 'no call about the run');
+    }
+    assertRequest(testCase, urls, startedAt);
+
+    const loaded = caseRun.agent.logs.find((line) => line.msg === 'payload mapping loaded');
+    assert.deepEqual(
+      { builtIn: loaded?.builtIn, dialect: loaded?.dialect },
+      mapping === 'file' ? { builtIn: false, dialect: 'jq' } : { builtIn: true, dialect: 'jsonata' },
+      'the mapping the case names is the one in use',
+    );
+    if (mapping === 'file' && mappingFileName(testCase) === 'mock_control_the_payload_config') {
+      // The official test file runs, as in the official agent, with one warning at start.
+      const warning = caseRun.agent.logs.find((line) => line.level === 'warn' && line.field === 'enabled' && line.mappingIndex === 0);
+      assert.equal(warning?.expression, '.payload.non-existing-field');
+      // Its MY-HEADER (.resourceType) comes out null where the message has none: not sent.
+      const request = target.requests[0];
+      if (request && !('MY-HEADER' in (testCase.expected_request?.headers_must_include ?? {}))) assert.equal(request.headers['my-header'], undefined, 'a null header is not sent');
+    }
+    if (testCase.name === 'kafka-run-agent-false-skipped') {
+      assert.ok(caseRun.agent.logs.some((line) => line.msg === 'message skipped: not for an agent'));
+    }
   }
 });

@@ -7,7 +7,6 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
-import { UNMATCHED_CLAIMED_RUN_SUMMARY } from '../../src/pipeline/handle.js';
 import { startAgent } from '../support/agent-process.js';
 import type { AgentLogLine, AgentProcess } from '../support/agent-process.js';
 import { claimedActionRun, claimedNodeRun } from '../support/claimed-runs.js';
@@ -291,14 +290,22 @@ describe('the polling streamer', () => {
     port.enqueueActionRuns([
       { id: 'r_poll_broken', status: 'IN_PROGRESS' },
       claimedActionRun({ runId: 'r_poll_service_fails', url: url('/fail'), synchronized: true }),
+      // Claimed and acked, so no other agent will see it: failed rather than left in progress.
+      claimedActionRun({ runId: 'r_poll_not_for_agent', url: url('/not-for-agent'), agent: false }),
     ]);
     port.enqueueNodeRuns([{ identifier: 'wfnr_poll_broken', config: 'WEBHOOK' }]);
     const agentProcess = pollingAgent();
     await waitFor(
-      () => port.actionRunPatches('r_poll_broken').length === 1 && port.nodeRunPatches('wfnr_poll_broken').length === 1 && port.actionRunPatches('r_poll_service_fails').length === 1,
+      () =>
+        port.actionRunPatches('r_poll_broken').length === 1 &&
+        port.nodeRunPatches('wfnr_poll_broken').length === 1 &&
+        port.actionRunPatches('r_poll_service_fails').length === 1 &&
+        port.actionRunPatches('r_poll_not_for_agent').length === 1,
       { timeoutMs: 15_000, description: () => `the three runs reported failed; the agent's last lines:\n${lastLines(agentProcess)}` },
     );
     assert.deepEqual(port.actionRunPatches('r_poll_broken'), [{ status: 'FAILURE', summary: PROCESSING_FAILED }]);
+    assert.deepEqual(port.actionRunPatches('r_poll_not_for_agent'), [{ status: 'FAILURE', summary: PROCESSING_FAILED }]);
+    assert.deepEqual(requestsTo('/not-for-agent'), []);
     assert.deepEqual(port.actionRunLogs('r_poll_broken'), [PROCESSING_FAILED]);
     assert.deepEqual(port.nodeRunPatches('wfnr_poll_broken'), [{ status: 'COMPLETED', result: 'FAILED' }]);
     assert.deepEqual(port.nodeRunLogs('wfnr_poll_broken'), [PROCESSING_FAILED]);
@@ -323,7 +330,9 @@ describe('the polling streamer', () => {
       timeoutMs: 15_000,
       description: () => `the unmatched run reported failed; the agent's last lines:\n${lastLines(agentProcess)}`,
     });
-    assert.deepEqual(port.actionRunPatches('r_poll_unmatched'), [{ status: 'FAILURE', summary: UNMATCHED_CLAIMED_RUN_SUMMARY }]);
+    assert.deepEqual(port.actionRunPatches('r_poll_unmatched'), [
+      { status: 'FAILURE', summary: "The agent found no payload mapping for this action run. It was claimed through Port's polling API, so no other agent will handle it." },
+    ]);
     assert.deepEqual(requestsTo('/unmatched'), [], 'nothing is sent');
     const line = agentProcess.logs.find((entry) => entry.runId === 'r_poll_unmatched' && entry.level === 'warn');
     assert.match(String(line?.msg), /^action run failed: no payload mapping matches it/);
