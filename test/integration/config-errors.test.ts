@@ -21,9 +21,18 @@ const VALID = {
   HEALTH_PORT: '0',
 };
 
+const EXIT_WAIT_MS = 20_000;
+
 async function expectConfigError(env: Record<string, string>, expected: RegExp, cwd?: string): Promise<void> {
   const agent = startAgent(env, cwd === undefined ? {} : { cwd });
-  const exit = await agent.exited;
+  // An agent that starts instead of exiting must fail this test, not hang the suite.
+  const exit = await Promise.race([
+    agent.exited,
+    new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`the agent did not exit within ${EXIT_WAIT_MS} ms`)), EXIT_WAIT_MS).unref()),
+  ]).catch(async (error: unknown) => {
+    await agent.stop();
+    throw error;
+  });
   const stderr = agent.stderr();
   assert.equal(exit.code, 2, `exit code 2 (stderr: ${stderr})`);
   const lines = stderr.trim().split('\n');
@@ -81,11 +90,22 @@ describe('configuration errors at start', () => {
     );
   });
 
-  it('exits 2 naming the field of a jq expression that does not compile with CONTROL_THE_PAYLOAD_DIALECT=jq', async () => {
+  it('starts with CONTROL_THE_PAYLOAD_DIALECT=jq and a jq expression that does not compile, naming it in a warn line', async () => {
+    // The official agent runs such a file (the expression yields null); check-config refuses it.
     const directory = mkdtempSync(join(tmpdir(), 'mapping-'));
     const path = join(directory, 'mapping.json');
     writeFileSync(path, JSON.stringify([{ enabled: true, body: { a: '.payload | map(' } }]));
-    await expectConfigError({ ...VALID, CONTROL_THE_PAYLOAD_DIALECT: 'jq', CONTROL_THE_PAYLOAD_CONFIG_PATH: path }, /Mapping 0, field "body.a": the jq expression "\.payload \| map\(" does not compile: syntax error/);
+    const agent = startAgent({ ...VALID, CONTROL_THE_PAYLOAD_DIALECT: 'jq', CONTROL_THE_PAYLOAD_CONFIG_PATH: path });
+    try {
+      const warning = await agent.waitForLog((line) => line.level === 'warn' && line.field === 'body.a');
+      assert.equal(warning.mappingIndex, 0);
+      assert.equal(warning.expression, '.payload | map(');
+      assert.match(String(warning.msg), /^Mapping 0, field "body\.a": the jq expression "\.payload \| map\(" does not compile: syntax error/);
+      await agent.waitForLog((line) => line.msg === 'health server listening');
+    } finally {
+      const exit = await agent.stop();
+      assert.equal(exit.code, 0, `a clean stop (stderr: ${agent.stderr()})`);
+    }
   });
 
   it('exits 2 naming an unknown mapping field', async () => {
