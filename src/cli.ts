@@ -6,7 +6,7 @@
 import { CHECK_CONFIG_USAGE } from './commands/check-config.js';
 import { RENDER_USAGE } from './commands/render.js';
 import { EXIT_CONFIG, EXIT_FAILURE, runAgent, runCheckConfig, runRender } from './main.js';
-import { AGENT_VERSION } from './package-root.js';
+import { AGENT_VERSION } from './shared/package-root.js';
 
 const USAGE = [
   'usage: port-agent            run the agent (configured by environment variables)',

@@ -9,17 +9,14 @@ import { parseArgs } from 'node:util';
 import convict from 'convict';
 import { withEnvFile } from '../config/env-file.js';
 import { SECRET_VARIABLES, SENSITIVE_KEYS, VARIABLE_BY_KEY, expressionEnvironment, loadConfig } from '../config/load.js';
-import type { Config, Environment } from '../config/load.js';
+import type { Environment } from '../config/load.js';
 import { CONFIG_SCHEMA } from '../config/schema.js';
 import { ConfigError, MappingError, describeError } from '../errors.js';
-import { isPlainObject } from '../json-shape.js';
+import { isPlainObject } from '../shared/json-shape.js';
 import { createCompiler } from '../mapping/dialects.js';
 import { loadMappings } from '../mapping/load.js';
-import type { CompiledMapping } from '../mapping/types.js';
 import { decryptionKey } from '../message/decrypt.js';
-import { kafkaSecurity } from '../sources/kafka-client-config.js';
-import { loadTrustedCas } from '../trust/trusted-cas.js';
-import type { TrustedCas } from '../trust/trusted-cas.js';
+import { startupChecks } from '../config/startup-checks.js';
 import { describeSkipped, trustSummary } from '../trust/trust-report.js';
 
 export const CHECK_CONFIG_USAGE =
@@ -128,24 +125,6 @@ function describeVariables(processEnv: Environment, merged: Environment): Record
 }
 
 /**
- * The rules main.ts applies at start after the mapping file is loaded, with the agent's texts:
- * the decryption key, the Kafka security settings, the CA files and folders. Returns the CAs to
- * trust (read once, here) with what was skipped.
- * @throws ConfigError when the configuration cannot start.
- */
-export function startupChecks(config: Config, mappings: readonly CompiledMapping[]): TrustedCas {
-  const decrypting = mappings.find((mapping) => mapping.fieldsToDecryptPaths.length > 0);
-  if (decrypting && !decryptionKey(config.port.clientSecret)) {
-    throw new ConfigError(
-      `Invalid configuration: PORT_CLIENT_SECRET is shorter than the 32 bytes of an AES-256 key, and mapping ${decrypting.index} asks to decrypt fields (fieldsToDecryptPaths)`,
-      { variable: 'PORT_CLIENT_SECRET' },
-    );
-  }
-  if (config.streamerName === 'KAFKA') kafkaSecurity(config.kafka);
-  return loadTrustedCas(config.network.caSources);
-}
-
-/**
  * Loads everything the agent loads before it connects anywhere.
  * @throws ConfigError or MappingError with the agent's one-line message.
  */
@@ -162,7 +141,7 @@ export function checkConfig(processEnv: Environment, workingDirectory: string): 
         ...(uncompiled.mappingIndex === undefined ? {} : { mappingIndex: uncompiled.mappingIndex }),
       });
     }
-    const trusted = startupChecks(config, loaded.mappings);
+    const trusted = startupChecks(config, loaded.mappings, decryptionKey(config.port.clientSecret));
     const envFile = join(workingDirectory, '.env');
     return {
       valid: true,

@@ -6,8 +6,8 @@
 import { parseArgs } from 'node:util';
 import { readFileSync } from 'node:fs';
 import { ConfigError, MappingError, MessageError, describeError } from '../errors.js';
-import { headerRecord, parseJsonBody } from '../http-client.js';
-import { isPlainObject } from '../json-shape.js';
+import { headerRecord, parseJsonBody } from '../net/http-client.js';
+import { isPlainObject } from '../shared/json-shape.js';
 import { compileInDialect } from '../mapping/choose-dialect.js';
 import type { DialectSetting } from '../mapping/choose-dialect.js';
 import { createCompiler } from '../mapping/dialects.js';
@@ -15,9 +15,10 @@ import type { MappingDialect } from '../mapping/dialects.js';
 import { createMapper } from '../mapping/render.js';
 import { decryptFields, decryptionKey } from '../message/decrypt.js';
 import { classify, readInvocationMethod, withoutSignatureHeaders } from '../message/invocation.js';
-import type { Message, TopicRole } from '../message/invocation.js';
+import type { Message } from '../message/invocation.js';
+import type { TopicRole } from '../shared/source-message.js';
 import { parseRawJson, toPlainValue } from '../message/raw-json.js';
-import type { DeliveryResponse } from '../delivery/send.js';
+import type { ServiceResponse } from '../shared/service-response.js';
 import { planActionReport, planNodeRunReport } from '../reporting/report-plan.js';
 
 export const RENDER_USAGE =
@@ -50,12 +51,12 @@ export interface RenderOutput {
   /** Why nothing would be sent, when nothing would. */
   skipped?: string;
   request?: { method: string; url: string; headers: Record<string, string>; query: Record<string, string | string[]>; body: unknown };
-  response?: DeliveryResponse;
+  response?: ServiceResponse;
   report?: Record<string, unknown>;
   warnings: string[];
 }
 
-function readResponse(raw: unknown): DeliveryResponse {
+function readResponse(raw: unknown): ServiceResponse {
   if (raw === undefined) return { status: 200, headers: {}, headersAsSent: {}, text: '', json: undefined };
   if (!isPlainObject(raw)) throw new ConfigError('the response file must be a JSON object like {"statusCode": 200, "body": {...}}');
   const status = raw.statusCode ?? raw.status;

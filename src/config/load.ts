@@ -4,8 +4,8 @@
  */
 import { isAbsolute } from 'node:path';
 import convict from 'convict';
-import { invalidTargetEntries } from '../delivery/target-policy.js';
 import { ConfigError } from '../errors.js';
+import { invalidTargetEntries } from './allowed-targets.js';
 import { AGENT_FORMATS } from './formats.js';
 import { CHOICE_FORMATS, CONFIG_SCHEMA } from './schema.js';
 import type { MAPPING_DIALECTS, RawConfig, RUN_LOGS_MODES } from './schema.js';

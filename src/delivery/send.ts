@@ -4,9 +4,7 @@
  */
 import type { AxiosError, AxiosInstance } from 'axios';
 import { DeliveryError, describeError } from '../errors.js';
-import { headerRecord, headersAsSent, parseJsonBody } from '../http-client.js';
-import type { AgentMetrics } from '../health/metrics.js';
-import { statusClassOf } from '../health/metrics.js';
+import { headerRecord, headersAsSent, parseJsonBody } from '../net/http-client.js';
 import type { Logger } from '../log.js';
 import type { RequestSpec } from '../mapping/types.js';
 import type { Semaphore } from '../concurrency/semaphore.js';
@@ -14,21 +12,19 @@ import type { HostGuard } from './host-guard.js';
 import type { TargetPolicy } from './target-policy.js';
 import { isRetryableStatus, retryAfterMs, withRetries } from '../retry/retry-policy.js';
 import type { AttemptOutcome, RetryNotice, RetryPolicy } from '../retry/retry-policy.js';
+import { statusClassOf } from '../shared/service-response.js';
+import type { ServiceResponse, StatusClass } from '../shared/service-response.js';
 import { signatureHeaders } from './sign.js';
 
-export interface DeliveryResponse {
-  status: number;
-  /** Names lower-cased, for the agent's own reading (`retry-after`). */
-  headers: Record<string, string>;
-  /** Names as the service sent them, for report expressions (`.response.headers.Location`). */
-  headersAsSent: Record<string, string>;
-  text: string;
-  /** The body parsed as JSON, when it is JSON. */
-  json: unknown;
+/** What delivery tells the metrics; health/metrics.ts implements it. */
+export interface DeliveryMetrics {
+  /** One attempt of a request to an internal service, with its duration. */
+  requestAttempted(statusClass: StatusClass, durationSeconds: number): void;
+  requestRetried(): void;
 }
 
 export type DeliveryResult =
-  | { kind: 'response'; response: DeliveryResponse; attempts: number; durationMs: number }
+  | { kind: 'response'; response: ServiceResponse; attempts: number; durationMs: number }
   | { kind: 'failure'; error: DeliveryError; attempts: number; durationMs: number };
 
 export interface DeliveryContext {
@@ -56,7 +52,7 @@ export interface DelivererDeps {
   inFlight: Semaphore;
   /** Per-host limits and circuit breakers. */
   hosts: HostGuard;
-  metrics?: Pick<AgentMetrics, 'requestAttempted' | 'requestRetried'>;
+  metrics?: DeliveryMetrics;
   /** WEBHOOK_ALLOWED_HOSTS; absent: any http(s) URL. */
   targets?: TargetPolicy;
 }
@@ -64,10 +60,6 @@ export interface DelivererDeps {
 /** The header carrying the run id, identical on every attempt and redelivery (README). */
 export const IDEMPOTENCY_HEADER = 'Idempotency-Key';
 
-/** A response counts as success below 400 (SPEC §6, compatible). */
-export function isSuccessStatus(status: number): boolean {
-  return status < 400;
-}
 
 /** The URL with the mapping's query appended; only http and https are ever requested. */
 export function buildUrl(request: RequestSpec): URL {
@@ -117,7 +109,7 @@ function failureFromAxios(error: AxiosError, request: RequestSpec, attempt: numb
   });
 }
 
-type AttemptValue = { kind: 'response'; response: DeliveryResponse } | { kind: 'failure'; error: DeliveryError };
+type AttemptValue = { kind: 'response'; response: ServiceResponse } | { kind: 'failure'; error: DeliveryError };
 
 const REDIRECT_NOT_ALLOWED = 'REDIRECT_NOT_ALLOWED';
 

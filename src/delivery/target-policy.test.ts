@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { createTargetPolicy, invalidTargetEntries } from './target-policy.js';
+import { invalidTargetEntries } from '../config/allowed-targets.js';
+import { createTargetPolicy } from './target-policy.js';
 
 const allows = (items: string[], url: string): boolean => createTargetPolicy(items).allows(new URL(url));
 

@@ -5,10 +5,10 @@
  * consumer lag) are read from it when Prometheus scrapes, so the hot path pays nothing for them.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { HandleOutcome, PartitionLag } from '../sources/types.js';
-
-/** What a request to an internal service came to: its status class, or `error` without an answer. */
-export type StatusClass = '1xx' | '2xx' | '3xx' | '4xx' | '5xx' | 'error';
+import type { HandleOutcome } from '../shared/source-message.js';
+import type { PartitionLag } from '../shared/source-status.js';
+import type { StatusClass } from '../shared/service-response.js';
+import { statusClassOf } from '../shared/service-response.js';
 
 /** Values read at scrape time from the stages that own them. */
 export interface MetricSources {
@@ -55,11 +55,6 @@ export interface BuildInfo {
 const METRIC_PREFIX = 'port_agent_';
 /** A webhook answers in milliseconds to tens of seconds (WEBHOOK_INVOKER_TIMEOUT defaults to 30 s). */
 const REQUEST_DURATION_BUCKETS_SECONDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
-
-export function statusClassOf(status: number | undefined): StatusClass {
-  if (status === undefined || status < 100 || status > 599) return 'error';
-  return `${Math.floor(status / 100)}xx` as StatusClass;
-}
 
 export function createAgentMetrics(build: BuildInfo): AgentMetrics {
   const registry = new Registry();

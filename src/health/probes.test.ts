@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { SourceStatus } from '../sources/types.js';
+import type { SourceStatus } from '../shared/source-status.js';
 import { watchEventLoop } from './event-loop.js';
 import { createProbes } from './probes.js';
 import type { ProbeInputs } from './probes.js';

@@ -5,7 +5,7 @@
  * so it makes the agent unready, never dead. Readiness asks "is it doing its job?": joined to its
  * group (as active member or standby), heard from the broker lately, and heard from Port.
  */
-import type { SourceStatus } from '../sources/types.js';
+import type { SourceStatus } from '../shared/source-status.js';
 import type { EventLoopWatch } from './event-loop.js';
 
 export interface ProbeResult {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, describe, it } from 'node:test';
 import { MappingError } from '../errors.js';
-import { BUILT_IN_MAPPING_PATH } from '../package-root.js';
+import { BUILT_IN_MAPPING_PATH } from '../shared/package-root.js';
 import { compileInDialect } from './choose-dialect.js';
 import type { CompilerFactory } from './choose-dialect.js';
 import { createCompiler } from './dialects.js';

@@ -8,7 +8,7 @@
  * expression is kept as an uncompiled one that yields null, and reported so the agent can say so.
  */
 import { MappingError, describeError } from '../errors.js';
-import { isPlainObject } from '../json-shape.js';
+import { isPlainObject } from '../shared/json-shape.js';
 import { ExpressionSyntaxError } from './expression.js';
 import type { Expression, ExpressionCompiler } from './expression.js';
 import { REPORT_FIELDS } from './types.js';

@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { ConfigError, describeError } from '../errors.js';
-import { BUILT_IN_MAPPING_PATH } from '../package-root.js';
+import { BUILT_IN_MAPPING_PATH } from '../shared/package-root.js';
 import { compileInDialect } from './choose-dialect.js';
 import type { CompiledInDialect, CompilerFactory } from './choose-dialect.js';
 import type { MappingDialect } from './dialects.js';

@@ -4,9 +4,9 @@
  * compiled here.
  */
 import { MappingError, describeError } from '../errors.js';
-import { isPlainObject } from '../json-shape.js';
+import { isPlainObject } from '../shared/json-shape.js';
 import type { CompiledMapping, ReportOverrides, RequestSpec, Template } from './types.js';
-import { isHeaderName, isHeaderValue } from '../http-header-rules.js';
+import { isHeaderName, isHeaderValue } from '../shared/http-header-rules.js';
 
 export interface RequestDefaults {
   url: unknown;

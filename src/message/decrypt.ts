@@ -5,7 +5,7 @@
 import { Buffer } from 'node:buffer';
 import { createDecipheriv } from 'node:crypto';
 import { TextDecoder } from 'node:util';
-import { isPlainObject } from '../json-shape.js';
+import { isPlainObject } from '../shared/json-shape.js';
 
 const KEY_BYTES = 32;
 const IV_BYTES = 16;

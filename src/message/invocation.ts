@@ -3,11 +3,10 @@
  * invocation method, validated so later stages trust the types.
  */
 import { MessageError } from '../errors.js';
-import { isPlainObject } from '../json-shape.js';
-import { isHeaderName, isHeaderValue } from '../http-header-rules.js';
+import { isPlainObject } from '../shared/json-shape.js';
+import { isHeaderName, isHeaderValue } from '../shared/http-header-rules.js';
+import type { TopicRole } from '../shared/source-message.js';
 
-/** Which of the two subscribed topics a message came from. */
-export type TopicRole = 'runs' | 'changelog';
 
 export type InvocationKind = 'action-run' | 'node-run' | 'changelog';
 

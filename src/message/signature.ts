@@ -4,7 +4,7 @@
  */
 import { Buffer } from 'node:buffer';
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { isPythonTruthy } from '../json-shape.js';
+import { isPythonTruthy } from '../shared/json-shape.js';
 import { formatPythonFloat, formatPythonNumber, getMember, getPath, serializePythonCompact, toPlainValue } from './raw-json.js';
 import type { JsonEntry, JsonNode, JsonObject } from './raw-json.js';
 

@@ -4,20 +4,20 @@
  * block its partition (SPEC §2), and a run the agent accepted always gets a final report (SPEC §7).
  */
 import type { Deliverer } from '../delivery/send.js';
-import { isSuccessStatus } from '../delivery/send.js';
 import { traceContextFor } from '../delivery/trace-context.js';
 import { MappingError, MessageError, describeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Mapper } from '../mapping/render.js';
 import { decryptFields, withoutDecryptedValues } from '../message/decrypt.js';
 import { classify, readInvocationMethod, recoverRunId, withoutSignatureHeaders } from '../message/invocation.js';
-import type { InvocationKind, InvocationMethod, Message, TopicRole } from '../message/invocation.js';
+import type { InvocationKind, InvocationMethod, Message } from '../message/invocation.js';
 import { parseRawJson, toPlainValue } from '../message/raw-json.js';
 import type { JsonNode } from '../message/raw-json.js';
 import { verifyIncomingSignature } from '../message/signature.js';
 import type { Reporter, RunRef, RunReports } from '../reporting/reporter.js';
 import { displayUrl, failureSummary } from '../reporting/summary.js';
-import type { HandleOutcome, MessageHandler, SourceMessage } from '../sources/types.js';
+import { isSuccessStatus } from '../shared/service-response.js';
+import type { HandleOutcome, MessageHandler, SourceMessage, TopicRole } from '../shared/source-message.js';
 
 /** Polling cannot split runs between agents: the claim already gave the run to this one. */
 const UNMATCHED_CLAIMED_RUN_SUMMARY =

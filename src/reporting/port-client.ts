@@ -7,9 +7,8 @@
 import { ReportError, describeError } from '../errors.js';
 import { isRetryableStatus, PORT_API_RETRY_POLICY, retryAfterMs, withRetries } from '../retry/retry-policy.js';
 import type { AttemptOutcome, RetryPolicy } from '../retry/retry-policy.js';
-import { parseJsonBody } from '../http-client.js';
-import type { HttpTransport } from '../http-client.js';
-import type { AgentMetrics } from '../health/metrics.js';
+import { parseJsonBody } from '../net/http-client.js';
+import type { HttpTransport } from '../net/http-client.js';
 import type { Logger } from '../log.js';
 import type { CallPriority, PortBudget } from './port-budget.js';
 
@@ -50,6 +49,13 @@ export interface PortClient {
   hasAnswered(): boolean;
 }
 
+/** What the Port client tells the metrics; health/metrics.ts implements it. */
+export interface PortCallMetrics {
+  /** One HTTP call to the Port API (each retry is a call); `status` undefined when it got no answer. */
+  portCall(route: string, status: number | undefined): void;
+  tokenRequested(): void;
+}
+
 export interface PortClientDeps {
   /** Bound to PORT_API_BASE_URL. */
   http: HttpTransport;
@@ -65,7 +71,7 @@ export interface PortClientDeps {
   /** `untilAnswered` calls: the longest wait between attempts during an outage. */
   outageMaxBackoffMs?: number;
   /** Counts every HTTP call by route and status, and every token request. */
-  metrics?: Pick<AgentMetrics, 'portCall' | 'tokenRequested'>;
+  metrics?: PortCallMetrics;
   now?: () => number;
 }
 

@@ -2,9 +2,9 @@
  * What Port is told about a run once its service answered (SPEC §7), as data: used by the reporter
  * to make the calls, and by the dry-run command to show them without making them.
  */
-import type { DeliveryResponse } from '../delivery/send.js';
-import { isSuccessStatus } from '../delivery/send.js';
-import { isPythonTruthy } from '../json-shape.js';
+import type { ServiceResponse } from '../shared/service-response.js';
+import { isSuccessStatus } from '../shared/service-response.js';
+import { isPythonTruthy } from '../shared/json-shape.js';
 import type { ReportOverrides } from '../mapping/types.js';
 import { RUN_LOG } from './run-log-texts.js';
 
@@ -16,7 +16,7 @@ export interface ActionReportPlan {
 }
 
 /** The response body as the official agent reports it: JSON when it parses, else the text. */
-export function responseBody(response: DeliveryResponse): unknown {
+export function responseBody(response: ServiceResponse): unknown {
   return response.json !== undefined ? response.json : response.text;
 }
 
@@ -24,7 +24,7 @@ function withoutNulls(patch: Record<string, unknown>): Record<string, unknown> {
   return Object.fromEntries(Object.entries(patch).filter(([, value]) => value !== null && value !== undefined));
 }
 
-export function planActionReport(synchronized: boolean, response: DeliveryResponse, overrides: ReportOverrides, detailedLogging: boolean): ActionReportPlan {
+export function planActionReport(synchronized: boolean, response: ServiceResponse, overrides: ReportOverrides, detailedLogging: boolean): ActionReportPlan {
   const succeeded = isSuccessStatus(response.status);
   const body = responseBody(response);
   // SPEC §7: asynchronous runs that succeeded are reported by the customer's backend; a report
@@ -42,7 +42,7 @@ export function planActionReport(synchronized: boolean, response: DeliveryRespon
 }
 
 /** Body of `PATCH /v1/workflows/nodes/runs/:id`; none for an asynchronous success. */
-export function planNodeRunReport(synchronized: boolean, response: DeliveryResponse): Record<string, unknown> | undefined {
+export function planNodeRunReport(synchronized: boolean, response: ServiceResponse): Record<string, unknown> | undefined {
   if (!isSuccessStatus(response.status)) return { status: 'COMPLETED', result: 'FAILED' };
   if (!synchronized) return undefined;
   // The official agent writes `get_response_body(res) or {}`: any body Python finds falsy is {}.

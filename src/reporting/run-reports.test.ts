@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ReportError } from '../errors.js';
 import { createLogger } from '../log.js';
-import type { DeliveryResponse } from '../delivery/send.js';
+import type { ServiceResponse } from '../shared/service-response.js';
 import type { CallPriority, PortBudget } from './port-budget.js';
 import type { PortCallOptions, PortCallResult, PortClient } from './port-client.js';
 import { MAX_REPORTED_TEXT_CHARS, cutText, reportableResponse } from './port-limits.js';
@@ -47,7 +47,7 @@ function budgetThat(isShort: () => boolean): PortBudget {
 }
 
 const roomy = budgetThat(() => false);
-const response = (status: number, json: unknown): DeliveryResponse => ({ status, headers: {}, headersAsSent: {}, text: JSON.stringify(json), json });
+const response = (status: number, json: unknown): ServiceResponse => ({ status, headers: {}, headersAsSent: {}, text: JSON.stringify(json), json });
 
 function reportsOf(port: PortClient, runLogs: RunLogsMode, options: { synchronized?: boolean; kind?: 'action-run' | 'node-run'; budget?: PortBudget; onFolded?: (lines: number) => void } = {}): RunReports {
   return createRunReports(

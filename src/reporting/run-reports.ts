@@ -5,8 +5,8 @@
  * costs, and when the budget is short, informational lines wait for the run's final line and
  * ride on it instead of delaying final statuses.
  */
-import type { DeliveryResponse } from '../delivery/send.js';
-import { isSuccessStatus } from '../delivery/send.js';
+import type { ServiceResponse } from '../shared/service-response.js';
+import { isSuccessStatus } from '../shared/service-response.js';
 import type { Logger } from '../log.js';
 import type { ReportOverrides } from '../mapping/types.js';
 import type { RetryNotice } from '../retry/retry-policy.js';
@@ -38,7 +38,7 @@ export interface RunReports {
   /** A request attempt failed and will be tried again. */
   retrying(notice: RetryNotice): void;
   /** The internal service answered, with any status: the run's final reports. */
-  responded(response: DeliveryResponse, overrides: ReportOverrides): void;
+  responded(response: ServiceResponse, overrides: ReportOverrides): void;
   /** The run failed inside the agent (unreachable service, bad URL, mapping error): FAILURE. */
   failed(summary: string): void;
   /** Resolves once every report was accepted by Port or given up for good; never rejects. */
@@ -210,7 +210,7 @@ export function createRunReports(run: RunRef, deps: RunReportsDeps): RunReports 
     return `${where}: ${outcome}${took}${retried}`;
   }
 
-  async function actionResponded(response: DeliveryResponse, overrides: ReportOverrides): Promise<void> {
+  async function actionResponded(response: ServiceResponse, overrides: ReportOverrides): Promise<void> {
     const succeeded = isSuccessStatus(response.status);
     const plan = planActionReport(run.synchronized, response, overrides, deps.detailedLogging);
     const outcomeLine = succeeded ? RUN_LOG.invocationSucceeded(response.status) : RUN_LOG.invocationFailed(response.status, detail(response.text));
@@ -243,7 +243,7 @@ export function createRunReports(run: RunRef, deps: RunReportsDeps): RunReports 
     if (plan.statusPatch !== undefined && termination === undefined && !isGone) await patchRun(plan.statusPatch);
   }
 
-  async function nodeRunResponded(response: DeliveryResponse): Promise<void> {
+  async function nodeRunResponded(response: ServiceResponse): Promise<void> {
     const succeeded = isSuccessStatus(response.status);
     const patch = withReportableOutput(planNodeRunReport(run.synchronized, response), response.text.length);
     if (runLogs === 'all') await line(succeeded ? RUN_LOG.invocationSucceeded(response.status) : RUN_LOG.invocationFailed(response.status, detail(response.text)));

@@ -5,7 +5,7 @@
  * be delivered and when too many runs wait for Port, so memory stays bounded either way.
  */
 import type { Semaphore } from '../concurrency/semaphore.js';
-import type { HandleOutcome, Handled } from './types.js';
+import type { HandleOutcome, Handled } from '../shared/source-message.js';
 
 export async function awaitReports(handled: Handled, awaitingReports: Semaphore, releaseInHand: () => void): Promise<HandleOutcome> {
   // Nothing to wait for: no place among the runs awaiting reports, which may all be taken.

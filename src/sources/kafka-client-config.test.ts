@@ -3,7 +3,8 @@ import { createSecureContext } from 'node:tls';
 import { describe, it } from 'node:test';
 import { AUTHENTICATION_MECHANISMS, SECURITY_PROTOCOLS } from '../config/schema.js';
 import { AgentError, ConfigError } from '../errors.js';
-import { kafkaConnection, kafkaSecurity } from './kafka-client-config.js';
+import { kafkaSecurity } from '../config/kafka-security.js';
+import { kafkaConnection } from './kafka-client-config.js';
 import type { KafkaConnection, KafkaCredentials } from './kafka-client-config.js';
 
 const PASSWORD = 'pa55-w0rd-from-port';

@@ -4,7 +4,7 @@ import { describe, it } from 'node:test';
 import kafkajs from 'kafkajs';
 import { AgentError } from '../errors.js';
 import { createLogger } from '../log.js';
-import { kafkaSecurity } from './kafka-client-config.js';
+import { kafkaSecurity } from '../config/kafka-security.js';
 import type { KafkaCredentials } from './kafka-client-config.js';
 import { createKafkaConnector, isAuthenticationFailure } from './kafka-connector.js';
 

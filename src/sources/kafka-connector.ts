@@ -8,7 +8,8 @@ import { Kafka } from 'kafkajs';
 import type { logLevel } from 'kafkajs';
 import type { Logger } from '../log.js';
 import { kafkaConnection } from './kafka-client-config.js';
-import type { KafkaCredentials, KafkaSecurity } from './kafka-client-config.js';
+import type { KafkaSecurity } from '../config/kafka-security.js';
+import type { KafkaCredentials } from './kafka-client-config.js';
 import { kafkaLogCreator } from './kafka-log.js';
 
 /** Hands out the kafkajs client for the current credentials. */

@@ -16,8 +16,9 @@ import { isAuthenticationFailure } from './kafka-connector.js';
 import type { KafkaConnector } from './kafka-connector.js';
 import { describeError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { TopicRole } from '../message/invocation.js';
-import type { MessageHandler, PartitionLag, Source, SourceStatus } from './types.js';
+import type { MessageHandler, TopicRole } from '../shared/source-message.js';
+import type { PartitionLag, SourceStatus } from '../shared/source-status.js';
+import type { Source } from './types.js';
 
 export interface KafkaSourceDeps {
   /** Gives the kafkajs client for the current credentials; renewed when the brokers refuse them. */

@@ -18,7 +18,7 @@
  * An action run must say `agent: true`, as the official agent checks before dropping the flag; the
  * pipeline then knows a claimed run by its source.
  */
-import { isPlainObject } from '../json-shape.js';
+import { isPlainObject } from '../shared/json-shape.js';
 
 export type ClaimedRunKind = 'action-run' | 'node-run';
 

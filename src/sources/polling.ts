@@ -17,7 +17,7 @@ import type { Semaphore } from '../concurrency/semaphore.js';
 import { settlesWithin } from '../concurrency/settles-within.js';
 import type { RetryPolicy } from '../retry/retry-policy.js';
 import { describeError } from '../errors.js';
-import { isPlainObject } from '../json-shape.js';
+import { isPlainObject } from '../shared/json-shape.js';
 import type { Logger } from '../log.js';
 import type { PortClient } from '../reporting/port-client.js';
 import type { Reporter, RunRef } from '../reporting/reporter.js';
@@ -26,7 +26,9 @@ import { nextBackoffMs, withJitterMs } from './polling-backoff.js';
 import type { PollingBackoffSettings } from './polling-backoff.js';
 import { buildRunMessage, claimedRunId } from './polling-message.js';
 import type { ClaimedRunKind } from './polling-message.js';
-import type { MessageHandler, Source, SourceStatus } from './types.js';
+import type { MessageHandler } from '../shared/source-message.js';
+import type { SourceStatus } from '../shared/source-status.js';
+import type { Source } from './types.js';
 
 /** The POLLING_* settings (config.polling). */
 export interface PollingSettings extends PollingBackoffSettings {

@@ -5,10 +5,10 @@
 import assert from 'node:assert/strict';
 import kafkajs from 'kafkajs';
 import { after, before, describe, it } from 'node:test';
-import { kafkaSecurity } from '../../src/sources/kafka-client-config.js';
+import { kafkaSecurity } from '../../src/config/kafka-security.js';
 import { createKafkaConnector } from '../../src/sources/kafka-connector.js';
 import { createKafkaSource } from '../../src/sources/kafka.js';
-import type { HandleOutcome, Handled, SourceMessage } from '../../src/sources/types.js';
+import type { HandleOutcome, Handled, SourceMessage } from '../../src/shared/source-message.js';
 import { createSemaphore } from '../../src/concurrency/semaphore.js';
 import { startBroker } from '../support/broker.js';
 import type { Broker } from '../support/broker.js';

@@ -10,7 +10,7 @@ import type { Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import tls, { rootCertificates } from 'node:tls';
-import { createHttpClient, createHttpTransport } from '../../src/http-client.js';
+import { createHttpClient, createHttpTransport } from '../../src/net/http-client.js';
 import { trustedSecureContext } from '../../src/trust/secure-context.js';
 import { startForwardProxy } from '../support/forward-proxy.js';
 import type { ForwardProxy } from '../support/forward-proxy.js';

@@ -4,8 +4,8 @@ import { createHostGuard } from '../../src/delivery/host-guard.js';
 import { createDeliverer } from '../../src/delivery/send.js';
 import type { Deliverer } from '../../src/delivery/send.js';
 import { createTargetPolicy } from '../../src/delivery/target-policy.js';
-import { createHttpClient } from '../../src/http-client.js';
-import type { ProxySettings } from '../../src/proxy-routing.js';
+import { createHttpClient } from '../../src/net/http-client.js';
+import type { ProxySettings } from '../../src/net/proxy-routing.js';
 import { trustedSecureContext } from '../../src/trust/secure-context.js';
 
 export interface TestDelivererOptions {

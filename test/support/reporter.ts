@@ -2,7 +2,7 @@
  * The Port client and reporter as the agent wires them (a budget in front of every call), for
  * tests that assemble the pipeline in-process against the Port stand-in.
  */
-import { createHttpTransport } from '../../src/http-client.js';
+import { createHttpTransport } from '../../src/net/http-client.js';
 import type { Logger } from '../../src/log.js';
 import { createPortBudget } from '../../src/reporting/port-budget.js';
 import type { PortBudget } from '../../src/reporting/port-budget.js';
@@ -10,9 +10,9 @@ import { createPortClient } from '../../src/reporting/port-client.js';
 import type { PortClient, PortClientDeps } from '../../src/reporting/port-client.js';
 import { createReporter } from '../../src/reporting/reporter.js';
 import type { Reporter, RunLogsMode } from '../../src/reporting/reporter.js';
-import type { ProxySettings } from '../../src/proxy-routing.js';
+import type { ProxySettings } from '../../src/net/proxy-routing.js';
 import type { PortStandIn } from './port-stand-in.js';
-import type { HandleOutcome, MessageHandler, SourceMessage } from '../../src/sources/types.js';
+import type { HandleOutcome, MessageHandler, SourceMessage } from '../../src/shared/source-message.js';
 
 export interface TestPortClientOptions {
   logger: Logger;
