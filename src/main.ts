@@ -2,7 +2,6 @@
  * The composition root: the only module that reads the environment, builds clients, wires the
  * stages, handles signals and decides the exit code.
  */
-import type { SecureContext } from 'node:tls';
 import { loadConfig, expressionEnvironment } from './config/load.js';
 import type { Config, Environment } from './config/load.js';
 import { withEnvFile } from './config/env-file.js';
@@ -36,11 +35,7 @@ import { createPortClient } from './reporting/port-client.js';
 import type { PortClient } from './reporting/port-client.js';
 import { createReporter } from './reporting/reporter.js';
 import type { Reporter } from './reporting/reporter.js';
-import { kafkaSecurity } from './config/kafka-security.js';
-import { createKafkaConnector } from './sources/kafka-connector.js';
-import { fetchKafkaCredentials } from './sources/kafka-credentials.js';
-import { kafkaLogLevel } from './sources/kafka-log.js';
-import { createKafkaSource } from './sources/kafka.js';
+import { createKafkaSourceFromConfig } from './sources/kafka-from-config.js';
 import { createPollingSource, pollingProbeWindows } from './sources/polling.js';
 import type { SourceMessage } from './shared/source-message.js';
 import type { Source } from './sources/types.js';
@@ -82,38 +77,6 @@ const CONSUMER_STALE_MIN_MS = 120_000;
 function configFailure(error: ConfigError | MappingError): number {
   process.stderr.write(`port-agent: ${error.message}\n`);
   return EXIT_CONFIG;
-}
-
-/**
- * Checks the Kafka security settings now (a mistake exits 2); credentials are fetched by the source
- * when it starts, retried with backoff while Port is unreachable, and again when the brokers refuse
- * them (SPEC §2). Brokers are verified against the same CAs as every other TLS connection (SPEC §1).
- */
-async function createSource(config: Config, port: PortClient, awaitingReports: Semaphore, secureContext: SecureContext | undefined, logger: Logger): Promise<Source> {
-  const { bootstrapServers, useLocalPortInstance } = config.kafka;
-  const connector = createKafkaConnector({
-    security: kafkaSecurity(config.kafka),
-    secureContext,
-    credentials: useLocalPortInstance
-      ? () => Promise.resolve({ brokers: bootstrapServers, username: undefined, password: undefined })
-      : () => fetchKafkaCredentials(port),
-    clientId: USER_AGENT,
-    logLevel: kafkaLogLevel(config.logLevel),
-    logger,
-  });
-  return createKafkaSource({
-    connector,
-    groupId: config.kafka.groupId,
-    runsTopic: config.kafka.runsTopic,
-    changeLogTopic: config.kafka.changeLogTopic,
-    sessionTimeoutMs: config.kafka.sessionTimeoutMs,
-    fetchMaxWaitMs: config.kafka.fetchMaxWaitMs,
-    fromBeginning: config.kafka.autoOffsetReset === 'earliest',
-    shutdownGraceMs: config.shutdownGraceMs,
-    maxInHand: config.maxInFlight * MESSAGES_IN_HAND_PER_REQUEST,
-    awaitingReports,
-    logger: logger.child({ stage: 'source' }),
-  });
 }
 
 /** SPEC §8, STREAMER_NAME=POLLING: no Kafka; `onGiveUp` once polling has failed for too long. */
@@ -341,7 +304,7 @@ export async function runAgent(): Promise<number> {
   await Promise.race([reporter.announceStreamer(config.streamerName, logger), exit]);
   if (!isStopping) {
     try {
-      source = config.streamerName === 'POLLING' ? createPolling(config, port, reporter, awaitingReports, logger, giveUp) : await createSource(config, port, awaitingReports, secureContext, logger);
+      source = config.streamerName === 'POLLING' ? createPolling(config, port, reporter, awaitingReports, logger, giveUp) : createKafkaSourceFromConfig({ config, port, maxInHand: config.maxInFlight * MESSAGES_IN_HAND_PER_REQUEST, awaitingReports, secureContext, clientId: USER_AGENT, logger });
     } catch (error) {
       if (error instanceof ConfigError) resolveExit(configFailure(error));
       else {
