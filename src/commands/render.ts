@@ -14,10 +14,7 @@ import { createCompiler } from '../mapping/dialects.js';
 import type { MappingDialect } from '../mapping/dialects.js';
 import { createMapper } from '../mapping/render.js';
 import { decryptFields, decryptionKey } from '../message/decrypt.js';
-import { classify, readInvocationMethod, withoutSignatureHeaders } from '../message/invocation.js';
-import type { Message } from '../message/invocation.js';
-import type { TopicRole } from '../shared/source-message.js';
-import { parseRawJson, toPlainValue } from '../message/raw-json.js';
+import { prepareMessage } from '../message/prepare.js';
 import type { ServiceResponse } from '../shared/service-response.js';
 import { planActionReport, planNodeRunReport } from '../reporting/report-plan.js';
 
@@ -72,22 +69,18 @@ export async function renderDryRun(input: RenderInput): Promise<RenderOutput> {
   try {
     const mapper = createMapper(compiled.mappings);
     const response = readResponse(input.response);
-    let plain: unknown;
-    try {
-      plain = toPlainValue(parseRawJson(input.event));
-    } catch (error) {
-      throw new MessageError(`the event is not valid JSON: ${describeError(error)}`, { cause: error });
-    }
-    const role: TopicRole = isPlainObject(plain) && 'changelogDestination' in plain ? 'changelog' : 'runs';
-    const classification = classify(plain, role);
     const warnings: string[] = compiled.uncompiled.map((error) => `${error.message}: it yields null, as in the official agent`);
     const dialect = { dialect: compiled.dialect, dialectReason: compiled.reason };
-    if (classification.kind === 'not-for-agent') {
-      return { kind: 'not-for-agent', runId: classification.runId ?? null, mappingIndex: null, ...dialect, skipped: classification.reason, warnings };
+    // As the agent prepares a message, minus what only a broker gives: signature, age, place.
+    const prepared = prepareMessage(input.event, { role: 'by-content', claimed: false, verify: undefined, maxMessageBytes: undefined, place: 'render' });
+    if (prepared.kind === 'unreadable') {
+      throw prepared.stage === 'json' ? new MessageError(`the event is ${prepared.error.message}`, { cause: prepared.error }) : prepared.error;
     }
-    const { invocationKind: kind, runId } = classification;
-    const invocationMethod = readInvocationMethod(classification.rawInvocationMethod, role, runId);
-    const message = withoutSignatureHeaders(plain as Message, invocationMethod.type);
+    if (prepared.kind === 'drop') throw new MessageError('the event is not valid JSON: the file is empty');
+    if (prepared.kind === 'skip') {
+      return { kind: 'not-for-agent', runId: prepared.runId ?? null, mappingIndex: null, ...dialect, skipped: prepared.reason, warnings };
+    }
+    const { invocationKind: kind, runId, invocationMethod, body: message } = prepared;
     const base = { kind, runId: runId ?? null, ...dialect, warnings };
 
     const mapping = await mapper.select(message);

@@ -6,6 +6,7 @@ import { MessageError } from '../errors.js';
 import { isPlainObject } from '../shared/json-shape.js';
 import { isHeaderName, isHeaderValue } from '../shared/http-header-rules.js';
 import type { TopicRole } from '../shared/source-message.js';
+import { SIGNATURE_HEADER, TIMESTAMP_HEADER } from './signature.js';
 
 
 export type InvocationKind = 'action-run' | 'node-run' | 'changelog';
@@ -37,6 +38,11 @@ function member(value: unknown, ...path: string[]): unknown {
   return current;
 }
 
+/** A run's kind by its id: workflow node runs are `wfnr_…`, action runs `r_…`. */
+export function runKindOf(runId: string): 'action-run' | 'node-run' {
+  return runId.startsWith(NODE_RUN_PREFIX) ? 'node-run' : 'action-run';
+}
+
 export function runIdOf(message: unknown): string | undefined {
   const runId = member(message, 'context', 'runId');
   return typeof runId === 'string' && runId !== '' ? runId : undefined;
@@ -59,7 +65,7 @@ export function classify(message: unknown, role: TopicRole, claimed = false): Cl
   if (!RUN_ID_PATTERN.test(runId)) throw new MessageError('context.runId is not a valid run id');
   return {
     kind: 'invocation',
-    invocationKind: runId.startsWith(NODE_RUN_PREFIX) ? 'node-run' : 'action-run',
+    invocationKind: runKindOf(runId),
     runId,
     rawInvocationMethod: invocationMethod,
   };
@@ -138,8 +144,8 @@ export function withoutSignatureHeaders(message: Message, invocationType: string
     return copy;
   }
   const headers = { ...message.headers };
-  delete headers['X-Port-Signature'];
-  delete headers['X-Port-Timestamp'];
+  delete headers[SIGNATURE_HEADER];
+  delete headers[TIMESTAMP_HEADER];
   copy.headers = headers;
   return copy;
 }

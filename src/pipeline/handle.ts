@@ -5,15 +5,15 @@
  */
 import type { Deliverer } from '../delivery/send.js';
 import { traceContextFor } from '../delivery/trace-context.js';
-import { MappingError, MessageError, describeError } from '../errors.js';
+import { MappingError, describeError } from '../errors.js';
+import type { MessageError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Mapper } from '../mapping/render.js';
 import { decryptFields, withoutDecryptedValues } from '../message/decrypt.js';
-import { classify, readInvocationMethod, recoverRunId, withoutSignatureHeaders } from '../message/invocation.js';
+import { runKindOf } from '../message/invocation.js';
 import type { InvocationKind, InvocationMethod, Message } from '../message/invocation.js';
-import { parseRawJson, toPlainValue } from '../message/raw-json.js';
-import type { JsonNode } from '../message/raw-json.js';
-import { verifyIncomingSignature } from '../message/signature.js';
+import { prepareMessage } from '../message/prepare.js';
+import type { Prepared } from '../message/prepare.js';
 import type { Reporter, RunRef, RunReports } from '../reporting/reporter.js';
 import { displayUrl, failureSummary } from '../reporting/summary.js';
 import { isSuccessStatus } from '../shared/service-response.js';
@@ -39,21 +39,6 @@ export interface HandlerDeps {
   /** AGENT_MAX_MESSAGE_AGE_SECONDS: signed messages older than this are dropped (replay window). */
   maxMessageAgeMs?: number | undefined;
   now?: () => number;
-}
-
-/** How old a signed message is, from its `X-Port-Timestamp` (seconds); undefined without one. */
-function messageAgeMs(message: unknown, nowMs: number): number | undefined {
-  const headers = (message as { headers?: unknown } | null)?.headers;
-  const timestamp = typeof headers === 'object' && headers !== null ? (headers as Record<string, unknown>)['X-Port-Timestamp'] : undefined;
-  return typeof timestamp === 'number' && Number.isFinite(timestamp) ? nowMs - timestamp * 1000 : undefined;
-}
-
-/** A `traceparent` among the message's own `headers`, where a producer may have put it. */
-function messageTraceparent(message: unknown): string | undefined {
-  const headers = (message as { headers?: unknown } | null)?.headers;
-  if (typeof headers !== 'object' || headers === null) return undefined;
-  const value = (headers as Record<string, unknown>).traceparent;
-  return typeof value === 'string' ? value : undefined;
 }
 
 /** The run a message was trusted to be, and its report queue once opened. */
@@ -86,9 +71,31 @@ export function createMessageHandler(deps: HandlerDeps): MessageHandler {
     const runLogger = runId === undefined ? logger : logger.child({ runId });
     runLogger.warn({ err: error.message }, 'message dropped: it cannot be read');
     if (role === 'runs' && runId !== undefined) {
-      const run: RunRef = { kind: runId.startsWith('wfnr_') ? 'node-run' : 'action-run', runId, synchronized: false };
+      const run: RunRef = { kind: runKindOf(runId), runId, synchronized: false };
       reportFailure(accepted, run, failureSummary(error), runLogger);
       return 'failed';
+    }
+    return 'dropped';
+  }
+
+  /** A message prepared but refused: log why, and fail a node run Port waits on. */
+  function refused(prepared: Extract<Prepared, { kind: 'drop' }>, logger: Logger, accepted: Accepted): HandleOutcome {
+    const { refusal, runId, invocationKind } = prepared;
+    if (refusal.reason === 'no-value') {
+      logger.warn('message dropped: it has no value');
+      return 'dropped';
+    }
+    const { traceId } = traceContextFor(prepared.traceparent);
+    const runLogger = logger.child(runId === undefined ? { traceId } : { runId, traceId });
+    if (refusal.reason === 'too-old') {
+      const { ageMs, maxAgeMs } = refusal;
+      runLogger.warn({ ageSeconds: ageMs === undefined ? undefined : Math.round(ageMs / 1000), maxAgeSeconds: maxAgeMs / 1000 }, 'message dropped: older than AGENT_MAX_MESSAGE_AGE_SECONDS');
+      return 'dropped';
+    }
+    runLogger.warn({ reason: refusal.signatureFailure }, 'message dropped: invalid signature');
+    // The run id cannot be trusted, but Port waits on a node run; the reference fails it too.
+    if (invocationKind === 'node-run' && runId !== undefined) {
+      reportFailure(accepted, { kind: 'node-run', runId, synchronized: false }, 'The agent rejected the message: its signature is invalid.', runLogger);
     }
     return 'dropped';
   }
@@ -98,76 +105,27 @@ export function createMessageHandler(deps: HandlerDeps): MessageHandler {
    * failure can still be reported.
    */
   async function process(message: SourceMessage, logger: Logger, accepted: Accepted): Promise<HandleOutcome> {
-    if (message.value === null || message.value.length === 0) {
-      logger.warn('message dropped: it has no value');
-      return 'dropped';
-    }
-    if (message.value.length > deps.maxMessageBytes) {
-      // Each message in hand is held several times over (bytes, tree, body, request): a bound on
-      // its size keeps a crafted message from taking the agent's memory.
-      const tooLarge = new MessageError(`the message is ${message.value.length} bytes, larger than AGENT_MAX_MESSAGE_BYTES (${deps.maxMessageBytes})`, {
-        runId: recoverRunId(message.value.toString('utf8')),
-      });
-      return unreadable(tooLarge, message.role, logger, accepted);
-    }
-    let root: JsonNode;
-    try {
-      root = parseRawJson(message.value);
-    } catch (error) {
-      const text = message.value.toString('utf8');
-      return unreadable(new MessageError(`not valid JSON: ${describeError(error)}`, { runId: recoverRunId(text), cause: error }), message.role, logger, accepted);
-    }
-    const plain = toPlainValue(root);
-    let classification;
-    try {
-      classification = classify(plain, message.role, message.origin === 'claimed');
-    } catch (error) {
-      if (error instanceof MessageError) return unreadable(error, message.role, logger, accepted);
-      throw error;
-    }
-    if (classification.kind === 'not-for-agent') {
-      const skipLogger = classification.runId === undefined ? logger : logger.child({ runId: classification.runId });
-      skipLogger.info({ reason: classification.reason }, 'message skipped: not for an agent');
+    const prepared = prepareMessage(message.value, {
+      role: message.role,
+      claimed: message.origin === 'claimed',
+      verify: message.origin === 'kafka' ? { secret, maxMessageAgeMs: deps.maxMessageAgeMs, nowMs: now() } : undefined,
+      maxMessageBytes: deps.maxMessageBytes,
+      place: `${message.topic}-${message.partition}-${message.offset}`,
+    });
+    if (prepared.kind === 'unreadable') return unreadable(prepared.error, message.role, logger, accepted);
+    if (prepared.kind === 'skip') {
+      const skipLogger = prepared.runId === undefined ? logger : logger.child({ runId: prepared.runId });
+      skipLogger.info({ reason: prepared.reason }, 'message skipped: not for an agent');
       return 'skipped';
     }
-    const { invocationKind, runId, rawInvocationMethod } = classification;
     // Issue 6: the run's trace continues one that came with the message (record header first).
-    const trace = traceContextFor(message.traceparent ?? messageTraceparent(plain));
+    if (prepared.kind === 'drop') return refused({ ...prepared, traceparent: message.traceparent ?? prepared.traceparent }, logger, accepted);
+    const { invocationKind, runId, invocationMethod } = prepared;
+    const trace = traceContextFor(message.traceparent ?? prepared.traceparent);
     const runLogger = logger.child(runId === undefined ? { traceId: trace.traceId } : { runId, traceId: trace.traceId });
-
-    // Change-log events are not signed; everything on the runs topic must be. Runs claimed by
-    // polling come over an authenticated API call, unsigned.
-    if (message.origin === 'kafka' && message.role === 'runs') {
-      const verdict = verifyIncomingSignature(root, secret);
-      if (!verdict.valid) {
-        runLogger.warn({ reason: verdict.reason }, 'message dropped: invalid signature');
-        // The run id cannot be trusted, but Port waits on a node run; the reference fails it too.
-        if (invocationKind === 'node-run' && runId !== undefined) {
-          reportFailure(accepted, { kind: 'node-run', runId, synchronized: false }, 'The agent rejected the message: its signature is invalid.', runLogger);
-        }
-        return 'dropped';
-      }
-      const ageMs = deps.maxMessageAgeMs === undefined ? undefined : messageAgeMs(plain, now());
-      if (deps.maxMessageAgeMs !== undefined && (ageMs === undefined || ageMs > deps.maxMessageAgeMs)) {
-        // A replayed message: acting on it, or reporting on a run long finished, would do harm.
-        runLogger.warn({ ageSeconds: ageMs === undefined ? undefined : Math.round(ageMs / 1000), maxAgeSeconds: deps.maxMessageAgeMs / 1000 }, 'message dropped: older than AGENT_MAX_MESSAGE_AGE_SECONDS');
-        return 'dropped';
-      }
-    }
-
-    let invocationMethod: InvocationMethod;
-    try {
-      invocationMethod = readInvocationMethod(rawInvocationMethod, message.role, runId);
-    } catch (error) {
-      if (error instanceof MessageError) return unreadable(error, message.role, logger, accepted);
-      throw error;
-    }
     const run = runRefFor(invocationKind, runId, invocationMethod.synchronized);
     accepted.run = run;
-    const body = withoutSignatureHeaders(plain as Message, invocationMethod.type);
-    // Stable across attempts and redeliveries; change-log events have no run id, their place does.
-    const idempotencyKey = runId !== undefined && invocationKind !== 'changelog' ? runId : `${message.topic}-${message.partition}-${message.offset}`;
-    return deliverInvocation(body, invocationKind, invocationMethod, accepted, { idempotencyKey, traceparent: trace.traceparent, claimed: message.origin === 'claimed' }, runLogger);
+    return deliverInvocation(prepared.body, invocationKind, invocationMethod, accepted, { idempotencyKey: prepared.idempotencyKey, traceparent: trace.traceparent, claimed: message.origin === 'claimed' }, runLogger);
   }
 
   function decryptForMapping(message: Message, paths: readonly string[], logger: Logger, onDecrypted: (plaintext: string) => void): Message {
