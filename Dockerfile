@@ -76,7 +76,7 @@ COPY --from=prod-deps /build/node_modules ./node_modules
 COPY --from=build /build/dist/src ./dist/src
 # `port-agent` on the PATH (`kubectl exec deploy/port-agent -- port-agent check-config`): the
 # compiled CLI, which starts with `#!/usr/bin/env node`.
-RUN chmod 0755 /app/dist/src/cli.js && ln -s /app/dist/src/cli.js /usr/local/bin/port-agent
+RUN chmod 0755 /app/dist/src/main.js && ln -s /app/dist/src/main.js /usr/local/bin/port-agent
 
 # The image's `node` user, by number: Kubernetes' runAsNonRoot can only check a numeric user.
 USER 1000:1000

@@ -1,5 +1,5 @@
 /**
- * End-to-end agent benchmark: the built agent (`dist/src/cli.js`) as its own process against the
+ * End-to-end agent benchmark: the built agent (`dist/src/main.js`) as its own process against the
  * local Kafka-protocol broker, the Port API stand-in and a webhook target that answers after a set
  * latency. Run: `npm run bench` (builds first). Prints each figure next to its goal with pass/fail.
  *
@@ -711,7 +711,7 @@ function gitCommit(): string {
 
 function printHeader(): void {
   const cores = cpus();
-  console.log(`agent benchmark: \`${COMMAND}\` (the built agent, dist/src/cli.js, as its own process)`);
+  console.log(`agent benchmark: \`${COMMAND}\` (the built agent, dist/src/main.js, as its own process)`);
   console.log(
     `commit ${gitCommit()}, Node ${process.version}, ${cores.length} CPUs (${cores[0]?.model.trim() ?? 'unknown model'}), load average ${machineLoad()}`,
   );

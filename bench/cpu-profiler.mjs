@@ -1,5 +1,5 @@
 // Preloaded into the agent (`NODE_OPTIONS=--import <this file>`) by `BENCH_AGENT_PROFILE`: Node 20
-// refuses `--cpu-prof` in NODE_OPTIONS, and the agent runs as `node dist/src/cli.js` with no room
+// refuses `--cpu-prof` in NODE_OPTIONS, and the agent runs as `node dist/src/main.js` with no room
 // for flags. Profiles the whole process and writes `<dir>/CPU.<pid>.cpuprofile` (V8's format) as
 // it exits; plain JavaScript because the agent runs without tsx.
 import { writeFileSync } from 'node:fs';

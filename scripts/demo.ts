@@ -24,7 +24,7 @@ import type { ReceivedRequest, WebhookTarget } from '../test/support/webhook-tar
 import { SERVICE_ANSWERS, startDemoService } from './demo-service.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../', import.meta.url));
-const CLI_PATH = join(REPO_ROOT, 'dist', 'src', 'cli.js');
+const CLI_PATH = join(REPO_ROOT, 'dist', 'src', 'main.js');
 const ORG_ID = 'org_demo';
 const RUNS_TOPIC = `${ORG_ID}.runs`;
 const CHANGE_LOG_TOPIC = `${ORG_ID}.change.log`;

@@ -130,7 +130,7 @@ export function createMessageHandler(deps: HandlerDeps): MessageHandler {
 
   function decryptForMapping(message: Message, paths: readonly string[], logger: Logger, onDecrypted: (plaintext: string) => void): Message {
     if (paths.length === 0) return message;
-    // main.ts refuses to start when a mapping decrypts and the secret cannot make a key.
+    // The agent refuses to start when a mapping decrypts and the secret cannot make a key.
     if (!deps.decryptionKey) throw new Error('fieldsToDecryptPaths needs a client secret of at least 32 bytes');
     return decryptFields(message, paths, deps.decryptionKey, ({ path, reason }) => {
       // Never the value, encrypted or not.

@@ -32,7 +32,7 @@ const DOCKERFILE = join(REPO_ROOT, 'Dockerfile');
 const COPIED_FROM_REPOSITORY = ['package.json', 'package-lock.json', 'config', 'dist/src'] as const;
 const PRODUCTION_MODULES = 'node_modules';
 const IMAGE_WORKDIR = '/app';
-const CLI = join('dist', 'src', 'cli.js');
+const CLI = join('dist', 'src', 'main.js');
 /** The image's command, on its PATH. */
 const COMMAND = 'port-agent';
 /** Where the official chart mounts the payload mapping, relative to the working directory. */
@@ -164,7 +164,7 @@ describe('the production layout of the container image', () => {
     layout = join(scratch, 'app');
     mkdirSync(layout);
     for (const part of COPIED_FROM_REPOSITORY) cpSync(join(REPO_ROOT, part), join(layout, part), { recursive: true });
-    // The final stage's `RUN chmod 0755 …cli.js && ln -s …cli.js /usr/local/bin/port-agent`, with a bin folder for /usr/local/bin.
+    // The final stage's `RUN chmod 0755 …main.js && ln -s …main.js /usr/local/bin/port-agent`, with a bin folder for /usr/local/bin.
     chmodSync(join(layout, CLI), 0o755);
     bin = join(scratch, 'bin');
     mkdirSync(bin);

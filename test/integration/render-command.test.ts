@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
-const CLI = join(REPO, 'dist', 'src', 'cli.js');
+const CLI = join(REPO, 'dist', 'src', 'main.js');
 const example = (name: string, file: string) => join(REPO, 'config', 'examples', name, file);
 
 function render(args: string[], env: Record<string, string> = {}) {

@@ -14,7 +14,7 @@ export interface AgentExit {
   signal: NodeJS.Signals | null;
 }
 
-/** The built agent (`dist/src/cli.js`) running as a child process. */
+/** The built agent (`dist/src/main.js`) running as a child process. */
 export interface AgentProcess {
   pid: number | undefined;
   /** Every stdout line so far, in order. */
@@ -52,7 +52,7 @@ export interface AgentProcessOptions {
 }
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const CLI_PATH = join(REPO_ROOT, 'dist', 'src', 'cli.js');
+const CLI_PATH = join(REPO_ROOT, 'dist', 'src', 'main.js');
 const DEFAULT_WAIT_TIMEOUT_MS = 15_000;
 const DEFAULT_STOP_TIMEOUT_MS = 10_000;
 // After the exit, stdout may still hold lines; give it this long to drain before failing waiters.
