@@ -5,6 +5,7 @@
 import { isAbsolute } from 'node:path';
 import convict from 'convict';
 import { ConfigError } from '../errors.js';
+import type { CaSources } from '../trust/trusted-cas.js';
 import { invalidTargetEntries } from './allowed-targets.js';
 import { AGENT_FORMATS } from './formats.js';
 import { CHOICE_FORMATS, CONFIG_SCHEMA } from './schema.js';
@@ -54,18 +55,6 @@ export interface NetworkConfig {
   allProxy: string | undefined;
   noProxy: string;
   caSources: CaSources;
-}
-
-export type CaFileVariable = 'SSL_CERT_FILE' | 'REQUESTS_CA_BUNDLE' | 'NODE_EXTRA_CA_CERTS';
-
-/** Where certificates to trust besides Node.js's bundled Mozilla CA list come from. */
-export interface CaSources {
-  /** PEM files named by a variable: one that cannot be read or holds no certificate stops the agent. */
-  files: { variable: CaFileVariable; path: string }[];
-  /** SSL_CERT_DIR's folders, read without subfolders as OpenSSL reads them. */
-  sslCertDirectories: string[];
-  /** AGENT_CA_DIRECTORIES, read with their subfolders; a missing one is skipped. */
-  directories: string[];
 }
 
 for (const format of [...AGENT_FORMATS, ...CHOICE_FORMATS]) convict.addFormat(format);

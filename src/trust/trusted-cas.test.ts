@@ -5,7 +5,7 @@ import { describe, it } from 'node:test';
 import { rootCertificates } from 'node:tls';
 import { folderWith } from '../../test/support/temp-folder.js';
 import { createSelfSignedCertificate } from '../../test/support/test-ca.js';
-import type { CaSources } from '../config/load.js';
+import type { CaSources } from './trusted-cas.js';
 import { ConfigError } from '../errors.js';
 import { loadTrustedCas } from './trusted-cas.js';
 

@@ -11,12 +11,23 @@
  */
 import { readFileSync } from 'node:fs';
 import { rootCertificates } from 'node:tls';
-import type { CaSources } from '../config/load.js';
 import { ConfigError, describeError } from '../errors.js';
 import { fileSystemReason, listCertificateFiles } from './ca-folders.js';
 import type { SkippedSource } from './ca-folders.js';
 import { pemCertificates, unreadableReason } from './pem-certificates.js';
 import type { PemCertificate } from './pem-certificates.js';
+
+export type CaFileVariable = 'SSL_CERT_FILE' | 'REQUESTS_CA_BUNDLE' | 'NODE_EXTRA_CA_CERTS';
+
+/** Where certificates to trust besides Node.js's bundled Mozilla CA list come from. */
+export interface CaSources {
+  /** PEM files named by a variable: one that cannot be read or holds no certificate stops the agent. */
+  files: { variable: CaFileVariable; path: string }[];
+  /** SSL_CERT_DIR's folders, read without subfolders as OpenSSL reads them. */
+  sslCertDirectories: string[];
+  /** AGENT_CA_DIRECTORIES, read with their subfolders; a missing one is skipped. */
+  directories: string[];
+}
 
 /** What one file or folder gave. */
 export interface SourceSummary {
