@@ -36,8 +36,8 @@ import type { PortStandIn, RateLimit, RecordedCall } from '../test/support/port-
 import { waitFor } from '../test/support/wait.js';
 import { startWebhookTarget } from '../test/support/webhook-target.js';
 import type { WebhookTarget } from '../test/support/webhook-target.js';
-import { agentSetup, startConsumingAgent } from '../test/integration/harness.js';
-import type { AgentSetup } from '../test/integration/harness.js';
+import { agentSetup, startConsumingAgent } from '../test/support/harness.js';
+import type { AgentSetup } from '../test/support/harness.js';
 import { readProfileOf, summarizeProfile } from './cpu-profile.js';
 import type { MonotonicWindowUs, ProfileSummary } from './cpu-profile.js';
 import { cpuTimeMs, peakRssBytes } from './proc-stats.js';

@@ -5,8 +5,8 @@
  */
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Producer } from 'kafkajs';
-import { agentSetup, isConsuming } from '../../test/integration/harness.js';
-import type { AgentSetup } from '../../test/integration/harness.js';
+import { agentSetup, isConsuming } from '../../test/support/harness.js';
+import type { AgentSetup } from '../../test/support/harness.js';
 import { startAgent } from '../../test/support/agent-process.js';
 import type { AgentExit, AgentLogLine, AgentProcess } from '../../test/support/agent-process.js';
 import { startBroker } from '../../test/support/broker.js';

@@ -4,7 +4,7 @@
  * until the agent has committed every run, and says what it saw.
  */
 import { setTimeout as delay } from 'node:timers/promises';
-import { isConsuming } from '../../test/integration/harness.js';
+import { isConsuming } from '../../test/support/harness.js';
 import type { AgentLogLine, AgentProcess } from '../../test/support/agent-process.js';
 import type { PortRoute } from '../../test/support/port-stand-in.js';
 import { waitFor } from '../../test/support/wait.js';

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { planActionReport, planNodeRunReport } from './report-plan.js';
+import { RUN_LOG } from './run-log-texts.js';
 
 const ok = { status: 200, headers: {}, headersAsSent: {}, text: '{"a":1}', json: { a: 1 } };
 const empty = { status: 204, headers: {}, headersAsSent: {}, text: '', json: undefined };
@@ -16,8 +17,8 @@ describe('planActionReport', () => {
   });
 
   it('reports FAILURE with the summary, the response text only when detailed', () => {
-    assert.deepEqual(planActionReport(false, failed, {}, true).statusPatch, { status: 'FAILURE', summary: 'Failed to invoke the webhook with status code: 502. Response: bad gateway' });
-    assert.deepEqual(planActionReport(false, failed, {}, false).statusPatch, { status: 'FAILURE', summary: 'Failed to invoke the webhook with status code: 502.' });
+    assert.deepEqual(planActionReport(false, failed, {}, true).statusPatch, { status: 'FAILURE', summary: RUN_LOG.webhookFailureSummary(502, 'bad gateway') });
+    assert.deepEqual(planActionReport(false, failed, {}, false).statusPatch, { status: 'FAILURE', summary: RUN_LOG.webhookFailureSummary(502, undefined) });
   });
 
   it('reports no response for an empty body, {} or []', () => {
@@ -28,7 +29,7 @@ describe('planActionReport', () => {
 
   it('lets a report field replace its default, even with null', () => {
     assert.deepEqual(planActionReport(true, failed, { status: null, link: 'https://x' }, true).statusPatch, {
-      summary: 'Failed to invoke the webhook with status code: 502. Response: bad gateway',
+      summary: RUN_LOG.webhookFailureSummary(502, 'bad gateway'),
       link: 'https://x',
     });
     assert.deepEqual(planActionReport(true, ok, { status: null }, true).statusPatch, undefined);

@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { RUN_LOG } from '../../src/reporting/run-log-texts.js';
 import type { AgentProcess } from '../support/agent-process.js';
 import { startBroker } from '../support/broker.js';
 import type { Broker } from '../support/broker.js';
@@ -14,10 +15,8 @@ import type { PortStandIn } from '../support/port-stand-in.js';
 import { waitFor } from '../support/wait.js';
 import { refusedUrl, startWebhookTarget } from '../support/webhook-target.js';
 import type { WebhookTarget } from '../support/webhook-target.js';
-import { agentSetup, closeRealParts, startConsumingAgent } from './harness.js';
-import type { AgentSetup } from './harness.js';
-
-const FINISHED = 'Port agent finished processing the action run';
+import { agentSetup, closeRealParts, startConsumingAgent } from '../support/harness.js';
+import type { AgentSetup } from '../support/harness.js';
 
 describe('the agent delivers runs and reports them to Port', () => {
   let broker: Broker;
@@ -74,7 +73,7 @@ describe('the agent delivers runs and reports them to Port', () => {
     const finishedRuns = ['r_async', 'r_sync_ok', 'r_put', 'r_patch', 'r_delete', 'r_get', 'r_headers', 'r_after_garbage'];
     const failedRuns = ['r_sync_fail', 'r_refused', 'r_timeout', 'r_invalid_url', 'r_garbled'];
     const missing = (): string[] => [
-      ...finishedRuns.filter((runId) => !port.actionRunLogs(runId).includes(FINISHED)).map((runId) => `${runId} finished`),
+      ...finishedRuns.filter((runId) => !port.actionRunLogs(runId).includes(RUN_LOG.actionFinished)).map((runId) => `${runId} finished`),
       ...failedRuns.filter((runId) => port.actionRunPatches(runId).length !== 1).map((runId) => `${runId} patched once`),
       ...['wfnr_ok', 'wfnr_fail'].filter((runId) => port.nodeRunPatches(runId).length !== 1).map((runId) => `${runId} patched once`),
       ...(runsWith('/changelog').length === 1 ? [] : ['the change-log event delivered once']),
@@ -102,24 +101,24 @@ describe('the agent delivers runs and reports them to Port', () => {
     assert.deepEqual(body.headers, {}, 'the signature headers are removed from the body');
     assert.doesNotMatch(request.rawBody, /\n|": /, 'the body is compact JSON');
     assert.deepEqual(port.actionRunLogs('r_async'), [
-      'An action message has been received',
-      'Preparing the payload for the request',
-      'Sending the request',
-      'Action invocation has completed successfully with status code: 202',
-      FINISHED,
+      RUN_LOG.actionReceived,
+      RUN_LOG.preparing,
+      RUN_LOG.sending,
+      RUN_LOG.invocationSucceeded(202),
+      RUN_LOG.actionFinished,
     ]);
     assert.deepEqual(port.actionRunPatches('r_async'), [], 'no status for an asynchronous success');
   });
 
   it('reports the response and SUCCESS of a synchronous run, with every run log in order', () => {
     assert.deepEqual(port.actionRunLogs('r_sync_ok'), [
-      'An action message has been received',
-      'Preparing the payload for the request',
-      'Sending the request',
-      'Action invocation has completed successfully with status code: 200',
-      'Reporting the run response',
-      'The run response was reported successfully ',
-      FINISHED,
+      RUN_LOG.actionReceived,
+      RUN_LOG.preparing,
+      RUN_LOG.sending,
+      RUN_LOG.invocationSucceeded(200),
+      RUN_LOG.reportingResponse,
+      RUN_LOG.responseReported,
+      RUN_LOG.actionFinished,
     ]);
     assert.deepEqual(port.actionRunResponses('r_sync_ok'), [{ deployed: true, version: '1.4.2' }]);
     assert.deepEqual(port.actionRunPatches('r_sync_ok'), [{ status: 'SUCCESS' }]);
@@ -127,15 +126,15 @@ describe('the agent delivers runs and reports them to Port', () => {
 
   it('reports FAILURE with the exact summary when a synchronous run gets a 500', () => {
     assert.deepEqual(port.actionRunPatches('r_sync_fail'), [
-      { status: 'FAILURE', summary: 'Failed to invoke the webhook with status code: 500. Response: database is down' },
+      { status: 'FAILURE', summary: RUN_LOG.webhookFailureSummary(500, 'database is down') },
     ]);
     assert.deepEqual(port.actionRunLogs('r_sync_fail'), [
-      'An action message has been received',
-      'Preparing the payload for the request',
-      'Sending the request',
-      'Action invocation failed with status code: 500 and response: database is down',
-      'Reporting the run response',
-      'The run response was reported successfully ',
+      RUN_LOG.actionReceived,
+      RUN_LOG.preparing,
+      RUN_LOG.sending,
+      RUN_LOG.invocationFailed(500, 'database is down'),
+      RUN_LOG.reportingResponse,
+      RUN_LOG.responseReported,
     ]);
     assert.deepEqual(port.actionRunResponses('r_sync_fail'), ['database is down']);
   });
@@ -146,9 +145,9 @@ describe('the agent delivers runs and reports them to Port', () => {
     assert.equal(patches[0]?.status, 'FAILURE');
     assert.match(patches[0]?.summary ?? '', /could not deliver the request to POST http:\/\/127\.0\.0\.1:\d+\/refused: connection refused \(ECONNREFUSED\)/);
     const logs = port.actionRunLogs('r_refused');
-    assert.deepEqual(logs.slice(0, 3), ['An action message has been received', 'Preparing the payload for the request', 'Sending the request']);
+    assert.deepEqual(logs.slice(0, 3), [RUN_LOG.actionReceived, RUN_LOG.preparing, RUN_LOG.sending]);
     assert.equal(logs[3], patches[0]?.summary, 'the summary is also a run log line');
-    assert.ok(!logs.includes(FINISHED));
+    assert.ok(!logs.includes(RUN_LOG.actionFinished));
   });
 
   it('reports FAILURE when the service does not answer within WEBHOOK_INVOKER_TIMEOUT', () => {
@@ -204,10 +203,10 @@ describe('the agent delivers runs and reports them to Port', () => {
 
   it('completes a workflow node run with its response', () => {
     assert.deepEqual(port.nodeRunLogs('wfnr_ok'), [
-      'A workflow node run has been received',
-      'Sending the request',
-      'Action invocation has completed successfully with status code: 201',
-      'Port agent finished processing the workflow node run',
+      RUN_LOG.nodeRunReceived,
+      RUN_LOG.sending,
+      RUN_LOG.invocationSucceeded(201),
+      RUN_LOG.nodeRunFinished,
     ]);
     assert.deepEqual(port.nodeRunPatches('wfnr_ok'), [{ status: 'COMPLETED', result: 'SUCCESS', output: { response: { status: 201, data: { nodeResult: 'ok' } } } }]);
   });
@@ -215,9 +214,9 @@ describe('the agent delivers runs and reports them to Port', () => {
   it('fails a workflow node run whose service answers an error', () => {
     assert.deepEqual(port.nodeRunPatches('wfnr_fail'), [{ status: 'COMPLETED', result: 'FAILED' }]);
     assert.deepEqual(port.nodeRunLogs('wfnr_fail'), [
-      'A workflow node run has been received',
-      'Sending the request',
-      'Action invocation failed with status code: 502 and response: bad gateway',
+      RUN_LOG.nodeRunReceived,
+      RUN_LOG.sending,
+      RUN_LOG.invocationFailed(502, 'bad gateway'),
     ]);
   });
 
@@ -243,7 +242,7 @@ describe('the agent delivers runs and reports them to Port', () => {
   it('fetches a new token once Port rejects the cached one, and reports the run', async () => {
     port.expireTokens();
     await produce(broker.brokers, setup.runsTopic, [{ value: signed(actionRunMessage({ runId: 'r_after_expiry', url: `${target.url}/after-expiry` }), port.clientSecret) }]);
-    await waitFor(() => port.actionRunLogs('r_after_expiry').includes(FINISHED), { timeoutMs: 20_000, description: 'the run after token expiry' });
+    await waitFor(() => port.actionRunLogs('r_after_expiry').includes(RUN_LOG.actionFinished), { timeoutMs: 20_000, description: 'the run after token expiry' });
     assert.equal(port.tokenRequests(), 2);
   });
 
@@ -277,7 +276,7 @@ describe('the agent with DETAILED_LOGGING=false and a failing Port API', () => {
     // 422 is an answer, not an outage: not retried, so the failed report shows in the run log.
     port.failNext('PATCH /v1/actions/runs/:runId', 1, { status: 422, body: { ok: false, error: 'port did not like it' } });
     agent = await startConsumingAgent(setup);
-    await waitFor(() => port.actionRunLogs('r_quiet').some((message) => message.startsWith('The run state failed to be reported')), {
+    await waitFor(() => port.actionRunLogs('r_quiet').includes(RUN_LOG.stateNotReported(422, undefined)), {
       timeoutMs: 20_000,
       description: 'the failed status report logged on the run',
     });
@@ -290,15 +289,15 @@ describe('the agent with DETAILED_LOGGING=false and a failing Port API', () => {
 
   it('keeps response texts out of run logs and the summary', () => {
     const [patchCall] = port.callsTo('PATCH /v1/actions/runs/:runId');
-    assert.deepEqual(patchCall?.body, { status: 'FAILURE', summary: 'Failed to invoke the webhook with status code: 503.' });
+    assert.deepEqual(patchCall?.body, { status: 'FAILURE', summary: RUN_LOG.webhookFailureSummary(503, undefined) });
     assert.deepEqual(port.actionRunLogs('r_quiet'), [
-      'An action message has been received',
-      'Preparing the payload for the request',
-      'Sending the request',
-      'Action invocation failed with status code: 503',
-      'Reporting the run response',
-      'The run response was reported successfully ',
-      'The run state failed to be reported with status code: 422',
+      RUN_LOG.actionReceived,
+      RUN_LOG.preparing,
+      RUN_LOG.sending,
+      RUN_LOG.invocationFailed(503, undefined),
+      RUN_LOG.reportingResponse,
+      RUN_LOG.responseReported,
+      RUN_LOG.stateNotReported(422, undefined),
     ]);
   });
 

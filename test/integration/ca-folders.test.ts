@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { RUN_LOG } from '../../src/reporting/run-log-texts.js';
 import type { AgentProcess } from '../support/agent-process.js';
 import { startBroker } from '../support/broker.js';
 import type { Broker } from '../support/broker.js';
@@ -25,9 +26,8 @@ import type { TestCa } from '../support/test-ca.js';
 import { waitFor } from '../support/wait.js';
 import { startWebhookTarget } from '../support/webhook-target.js';
 import type { WebhookTarget } from '../support/webhook-target.js';
-import { agentSetup, closeRealParts, startConsumingAgent } from './harness.js';
+import { agentSetup, closeRealParts, startConsumingAgent } from '../support/harness.js';
 
-const FINISHED = 'Port agent finished processing the action run';
 const BROKEN_PEM = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
 
 describe('a private CA trusted from a CA folder alone', () => {
@@ -70,7 +70,7 @@ describe('a private CA trusted from a CA folder alone', () => {
     await produce(broker.brokers, setup.runsTopic, [{ value: signed(actionRunMessage({ runId: 'r_ca_folder', url: `${target.url}/deploy`, synchronized: true }), port.clientSecret) }]);
     const agent = await startConsumingAgent(setup);
     agents.push(agent);
-    await waitFor(() => port.actionRunLogs('r_ca_folder').includes(FINISHED), { timeoutMs: 20_000, description: 'the run reported' });
+    await waitFor(() => port.actionRunLogs('r_ca_folder').includes(RUN_LOG.actionFinished), { timeoutMs: 20_000, description: 'the run reported' });
     assert.deepEqual(port.actionRunPatches('r_ca_folder'), [{ status: 'SUCCESS' }]);
     assert.equal(target.requests.length, 1, 'the webhook was reached over verified TLS');
 

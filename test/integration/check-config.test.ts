@@ -16,6 +16,9 @@ import { officialMappingFile } from '../support/official-cases.js';
 import { folderWith } from '../support/temp-folder.js';
 import { createTestCa } from '../support/test-ca.js';
 
+/** check-config reads and exits; one still running after this has started the agent instead. */
+const EXIT_WAIT_MS = 20_000;
+
 const SECRETS = {
   PORT_CLIENT_ID: 'client-id-3f9a1c7e',
   PORT_CLIENT_SECRET: 'client-secret-must-never-be-printed-8c2d',
@@ -38,7 +41,7 @@ interface CheckOutput {
 
 async function checkConfig(env: Record<string, string>, cwd?: string) {
   const agent = startAgent(env, { args: ['check-config'], ...(cwd === undefined ? {} : { cwd }) });
-  const exit = await agent.exited;
+  const exit = await agent.exitWithin(EXIT_WAIT_MS);
   // The JSON is pretty-printed: the helper splits it into lines, kept raw when they are not objects.
   const stdout = agent.logs.map((line) => (typeof line.raw === 'string' ? line.raw : JSON.stringify(line))).join('\n');
   return { code: exit.code, stdout, stderr: agent.stderr(), json: () => JSON.parse(stdout) as CheckOutput };
@@ -260,13 +263,13 @@ describe('port-agent check-config', () => {
 
   it('prints its usage for --help', async () => {
     const agent = startAgent({}, { args: ['check-config', '--help'] });
-    assert.equal((await agent.exited).code, 0);
+    assert.equal((await agent.exitWithin(EXIT_WAIT_MS)).code, 0);
     assert.match(agent.logs.map((line) => line.raw).join('\n'), /^usage: port-agent check-config/);
   });
 
   it('exits 2 with its usage for an unknown option', async () => {
     const agent = startAgent(valid, { args: ['check-config', '--verbose'] });
-    const exit = await agent.exited;
+    const exit = await agent.exitWithin(EXIT_WAIT_MS);
     assert.equal(exit.code, 2);
     assert.match(agent.stderr(), /^port-agent check-config: .*--verbose/);
     assert.match(agent.stderr(), /usage: port-agent check-config/);

@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { RUN_LOG } from '../../src/reporting/run-log-texts.js';
 import type { AgentProcess } from '../support/agent-process.js';
 import { startBroker } from '../support/broker.js';
 import type { Broker } from '../support/broker.js';
@@ -14,10 +15,9 @@ import type { PortStandIn } from '../support/port-stand-in.js';
 import { waitFor } from '../support/wait.js';
 import { startWebhookTarget } from '../support/webhook-target.js';
 import type { ReceivedRequest, WebhookTarget } from '../support/webhook-target.js';
-import { agentSetup, closeRealParts, startConsumingAgent } from './harness.js';
-import type { AgentSetup } from './harness.js';
+import { agentSetup, closeRealParts, startConsumingAgent } from '../support/harness.js';
+import type { AgentSetup } from '../support/harness.js';
 
-const FINISHED = 'Port agent finished processing the action run';
 const MAX_IN_FLIGHT = 10;
 const SERVICE_DELAY_MS = 300;
 
@@ -71,7 +71,7 @@ describe('concurrent handling with safe commits', () => {
     const runIds = Array.from({ length: 40 }, (_, index) => `r_parallel_${index}`);
     const startedAt = Date.now();
     await produce(broker.brokers, setup.runsTopic, runIds.map((runId) => ({ value: signed(actionRunMessage({ runId, url: `${target.url}/parallel/${runId}` }), port.clientSecret), partition: 1 })));
-    await waitFor(() => runIds.every((runId) => port.actionRunLogs(runId).includes(FINISHED)), { timeoutMs: 30_000, description: 'the parallel runs' });
+    await waitFor(() => runIds.every((runId) => port.actionRunLogs(runId).includes(RUN_LOG.actionFinished)), { timeoutMs: 30_000, description: 'the parallel runs' });
     const elapsedMs = Date.now() - startedAt;
     const requests = target.requests.filter((request) => request.path.startsWith('/parallel/'));
     assert.equal(requests.length, 40);
@@ -88,26 +88,26 @@ describe('concurrent handling with safe commits', () => {
     const before = (await committedOffsets(broker.brokers, setup.groupId, setup.runsTopic)).get(2);
     const base = before === undefined || before === '-1' ? 0 : Number(before);
     await produce(broker.brokers, setup.runsTopic, runIds.map((runId) => ({ value: signed(actionRunMessage({ runId, url: `${target.url}/${runId === 'r_slow' ? 'slow' : 'fast'}/${runId}` }), port.clientSecret), partition: 2 })));
-    await waitFor(() => runIds.slice(1).every((runId) => port.actionRunLogs(runId).includes(FINISHED)), { timeoutMs: 20_000, description: 'the fast runs behind the slow one' });
-    assert.ok(!port.actionRunLogs('r_slow').includes(FINISHED), 'the slow run is still in flight');
+    await waitFor(() => runIds.slice(1).every((runId) => port.actionRunLogs(runId).includes(RUN_LOG.actionFinished)), { timeoutMs: 20_000, description: 'the fast runs behind the slow one' });
+    assert.ok(!port.actionRunLogs('r_slow').includes(RUN_LOG.actionFinished), 'the slow run is still in flight');
     const whileSlow = (await committedOffsets(broker.brokers, setup.groupId, setup.runsTopic)).get(2);
     assert.ok(whileSlow === undefined || whileSlow === '-1' || Number(whileSlow) <= base, `committed ${whileSlow}, not past the slow run at ${base}`);
-    await waitFor(() => port.actionRunLogs('r_slow').includes(FINISHED), { timeoutMs: 20_000, description: 'the slow run' });
+    await waitFor(() => port.actionRunLogs('r_slow').includes(RUN_LOG.actionFinished), { timeoutMs: 20_000, description: 'the slow run' });
     await waitFor(async () => (await committedOffsets(broker.brokers, setup.groupId, setup.runsTopic)).get(2) === String(base + 4), { timeoutMs: 10_000, description: 'all four committed' });
   });
 
   it('retries a run whose service answers 503, with a run log line per retry, and reports the final answer', async () => {
     await produce(broker.brokers, setup.runsTopic, [{ value: signed(actionRunMessage({ runId: 'r_flaky', url: `${target.url}/flaky`, synchronized: true }), port.clientSecret) }]);
-    await waitFor(() => port.actionRunLogs('r_flaky').includes(FINISHED), { timeoutMs: 30_000, description: 'the flaky run' });
+    await waitFor(() => port.actionRunLogs('r_flaky').includes(RUN_LOG.actionFinished), { timeoutMs: 30_000, description: 'the flaky run' });
     const logs = port.actionRunLogs('r_flaky');
     assert.deepEqual(logs.slice(0, 5), [
-      'An action message has been received',
-      'Preparing the payload for the request',
-      'Sending the request',
-      'The request failed (status code 503); retrying (attempt 1 failed, 5 retries left)',
-      'The request failed (status code 503); retrying (attempt 2 failed, 4 retries left)',
+      RUN_LOG.actionReceived,
+      RUN_LOG.preparing,
+      RUN_LOG.sending,
+      RUN_LOG.retrying('status code 503', 1, 5),
+      RUN_LOG.retrying('status code 503', 2, 4),
     ]);
-    assert.equal(logs[5], 'Action invocation has completed successfully with status code: 200');
+    assert.equal(logs[5], RUN_LOG.invocationSucceeded(200));
     assert.deepEqual(port.actionRunPatches('r_flaky'), [{ status: 'SUCCESS' }]);
     const keys = target.requests.filter((request) => request.path === '/flaky').map((request) => request.headers['idempotency-key']);
     assert.deepEqual(keys, ['r_flaky', 'r_flaky', 'r_flaky']);
@@ -152,7 +152,7 @@ describe('a clean rebalance', () => {
       await produce(broker.brokers, setup.runsTopic, runIds.map((runId, index) => ({ value: signed(actionRunMessage({ runId, url: `${target.url}/rebalance` }), port.clientSecret), partition: index % 4 })));
       await waitFor(() => target.requests.length >= 40, { timeoutMs: 20_000, description: 'the first runs under way' });
       second = await startConsumingAgent(setup);
-      await waitFor(() => runIds.every((runId) => port.actionRunLogs(runId).includes(FINISHED)), { timeoutMs: 60_000, description: 'every run finished' });
+      await waitFor(() => runIds.every((runId) => port.actionRunLogs(runId).includes(RUN_LOG.actionFinished)), { timeoutMs: 60_000, description: 'every run finished' });
       const deliveries = new Map<string, number>();
       for (const request of target.requests) {
         const runId = (request.json as { context: { runId: string } }).context.runId;

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
+import { RUN_LOG } from '../../src/reporting/run-log-texts.js';
 import type { AgentLogLine, AgentProcess } from '../support/agent-process.js';
 import { startBroker } from '../support/broker.js';
 import type { Broker } from '../support/broker.js';
@@ -16,10 +17,9 @@ import type { PortStandIn } from '../support/port-stand-in.js';
 import { waitFor } from '../support/wait.js';
 import { startWebhookTarget } from '../support/webhook-target.js';
 import type { WebhookTarget } from '../support/webhook-target.js';
-import { agentSetup, closeRealParts, startConsumingAgent } from './harness.js';
-import type { AgentSetup } from './harness.js';
+import { agentSetup, closeRealParts, healthPortOf, startConsumingAgent } from '../support/harness.js';
+import type { AgentSetup } from '../support/harness.js';
 
-const FINISHED = 'Port agent finished processing the action run';
 const INCOMING_TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
 const INCOMING_TRACEPARENT = `00-${INCOMING_TRACE_ID}-00f067aa0ba902b7-01`;
 
@@ -31,12 +31,6 @@ interface Answer {
 async function get(port: number, path: string): Promise<Answer> {
   const response = await fetch(`http://127.0.0.1:${port}${path}`);
   return { status: response.status, text: await response.text() };
-}
-
-async function healthPortOf(agent: AgentProcess): Promise<number> {
-  const line = await agent.waitForLog((entry) => entry.msg === 'health server listening');
-  assert.equal(typeof line.port, 'number');
-  return line.port as number;
 }
 
 /** The values of the samples of `name` carrying `labels` (others may be there too). */
@@ -98,7 +92,7 @@ describe('the health server of a running agent', () => {
       { key: 'b', value: signed(actionRunMessage({ runId: 'r_metrics_fail', url: `${target.url}/fail`, synchronized: true }), port.clientSecret) },
       { key: 'c', value: signed(actionRunMessage({ runId: 'r_metrics_skip', url: `${target.url}/ok`, agent: false }), port.clientSecret) },
     ]);
-    await waitFor(() => port.actionRunLogs('r_metrics_ok').includes(FINISHED) && port.actionRunPatches('r_metrics_fail').length === 1, {
+    await waitFor(() => port.actionRunLogs('r_metrics_ok').includes(RUN_LOG.actionFinished) && port.actionRunPatches('r_metrics_fail').length === 1, {
       timeoutMs: 20_000,
       description: 'both runs reported',
     });

@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Producer } from 'kafkajs';
+import { RUN_LOG } from '../../src/reporting/run-log-texts.js';
 import type { AgentLogLine, AgentProcess } from '../support/agent-process.js';
 import { startBroker } from '../support/broker.js';
 import type { Broker } from '../support/broker.js';
@@ -22,12 +23,11 @@ import type { PortStandIn } from '../support/port-stand-in.js';
 import { waitFor } from '../support/wait.js';
 import { startWebhookTarget } from '../support/webhook-target.js';
 import type { WebhookTarget } from '../support/webhook-target.js';
-import { agentSetup, closeRealParts, startConsumingAgent } from './harness.js';
-import type { AgentSetup } from './harness.js';
+import { agentSetup, closeRealParts, startConsumingAgent } from '../support/harness.js';
+import type { AgentSetup } from '../support/harness.js';
 import { listenCountingConnections } from '../support/counting-listener.js';
 import type { CountingListener } from '../support/counting-listener.js';
 
-const FINISHED = 'Port agent finished processing the action run';
 const OFFICIAL_JQ_DEFAULT = readFileSync(new URL('../fixtures/official-default-mapping.jq.json', import.meta.url), 'utf8');
 /**
  * Well above the 1 MB that Kafka brokers accept by default. librdkafka's mock broker keeps at most
@@ -339,7 +339,7 @@ describe('hostile input', () => {
           case 'node-failed':
             return port.nodeRunPatches(id).length > 0;
           case 'finished':
-            return port.actionRunLogs(id).includes(FINISHED);
+            return port.actionRunLogs(id).includes(RUN_LOG.actionFinished);
           case 'none':
             return true;
         }
@@ -359,7 +359,7 @@ describe('hostile input', () => {
         await produceOne(producer, setup.runsTopic, warmRun, 3);
         await produceOne(producer, setup.changeLogTopic, JSON.stringify(changelogMessage({ url: `${target.url}/warmup` })), 3);
         agent = await startConsumingAgent(setup, cwd === undefined ? {} : { cwd });
-        await waitFor(() => port.actionRunLogs(runId('r_warmup')).includes(FINISHED), { timeoutMs: 20_000, description: 'the warm-up run' });
+        await waitFor(() => port.actionRunLogs(runId('r_warmup')).includes(RUN_LOG.actionFinished), { timeoutMs: 20_000, description: 'the warm-up run' });
 
         const context: CaseContext = { secret: port.clientSecret, target: target.url, trap: trap.address };
         for (const hostile of CASES) {
@@ -378,7 +378,7 @@ describe('hostile input', () => {
         });
         await producer.send({ topic: setup.runsTopic, acks: -1, messages });
         const missing = (): string[] => [
-          ...validRunIds.filter((id) => !port.actionRunLogs(id).includes(FINISHED)),
+          ...validRunIds.filter((id) => !port.actionRunLogs(id).includes(RUN_LOG.actionFinished)),
           ...produced.filter((entry) => lineFor(entry) === undefined || !isReported(entry)).map((entry) => entry.hostile.name),
         ];
         await waitFor(() => missing().length === 0, {
@@ -426,7 +426,7 @@ describe('hostile input', () => {
                 assert.deepEqual(port.nodeRunPatches(id), [{ status: 'COMPLETED', result: 'FAILED' }]);
                 break;
               case 'finished':
-                assert.ok(port.actionRunLogs(id).includes(FINISHED));
+                assert.ok(port.actionRunLogs(id).includes(RUN_LOG.actionFinished));
                 break;
               case 'none':
                 assert.deepEqual(port.apiCallsForRun(id), [], 'nothing reported for a message that is not for an agent');

@@ -10,12 +10,10 @@
  * socketFactory or other hook in the client (see port-hosted-kafka.test.ts).
  */
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import kafkajs from 'kafkajs';
 import type { Kafka } from 'kafkajs';
 import { AUTHENTICATION_MECHANISMS, SECURITY_PROTOCOLS } from '../../src/config/schema.js';
-import { createLogger } from '../../src/log.js';
 import { kafkaSecurity } from '../../src/config/kafka-security.js';
 import type { KafkaSecurity } from '../../src/config/kafka-security.js';
 import { createKafkaConnector, isAuthenticationFailure } from '../../src/sources/kafka-connector.js';
@@ -25,6 +23,7 @@ import type { Broker } from '../support/broker.js';
 import { startBrokerFronts } from '../support/broker-front.js';
 import type { BrokerFronts, SaslMechanismName } from '../support/broker-front.js';
 import { disconnectKafkaClients, uniqueName } from '../support/kafka.js';
+import { capturingLogger } from '../support/log-lines.js';
 import { startTlsTunnel } from '../support/stunnel.js';
 import type { TlsTunnel } from '../support/stunnel.js';
 import { createTestCa } from '../support/test-ca.js';
@@ -42,16 +41,7 @@ describe('Kafka security settings against brokers that demand them', () => {
   let saslTls: BrokerFronts;
   let tlsOnly: BrokerFronts;
   const tunnels: TlsTunnel[] = [];
-  const output: string[] = [];
-  const logger = createLogger({
-    level: 'trace',
-    destination: new Writable({
-      write(chunk: Buffer, _encoding, done) {
-        output.push(chunk.toString('utf8'));
-        done();
-      },
-    }),
-  });
+  const { logger, text: logText } = capturingLogger('trace');
 
   before(async () => {
     broker = await startBroker();
@@ -142,7 +132,7 @@ describe('Kafka security settings against brokers that demand them', () => {
   }
 
   it('never logged a password, with kafkajs at debug level', () => {
-    const text = output.join('');
+    const text = logText();
     assert.ok(text.includes('"stage":"kafkajs"'), 'kafkajs did log');
     assert.ok(!text.includes(PASSWORD) && !text.includes('rotated-away'));
   });

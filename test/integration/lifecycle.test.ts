@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { RUN_LOG } from '../../src/reporting/run-log-texts.js';
 import { startBroker } from '../support/broker.js';
 import type { Broker } from '../support/broker.js';
 import kafkajs from 'kafkajs';
@@ -16,11 +17,9 @@ import type { PortStandIn } from '../support/port-stand-in.js';
 import { waitFor } from '../support/wait.js';
 import { startWebhookTarget } from '../support/webhook-target.js';
 import type { WebhookTarget } from '../support/webhook-target.js';
-import { agentSetup, closeRealParts, startConsumingAgent } from './harness.js';
+import { agentSetup, closeRealParts, healthPortOf, readinessOf, startConsumingAgent } from '../support/harness.js';
 
 const { AssignerProtocol } = kafkajs;
-
-const FINISHED = 'Port agent finished processing the action run';
 
 /** Sum of committed offsets over the topic's partitions: the number of messages handled. */
 async function committedCount(broker: Broker, groupId: string, topic: string): Promise<number> {
@@ -65,11 +64,11 @@ describe('agent process life', () => {
     await waitFor(() => target.requests.some((request) => request.path === '/killed'), { timeoutMs: 20_000, description: 'the first delivery' });
     first.kill('SIGKILL');
     await first.exited;
-    assert.ok(!port.actionRunLogs('r_killed').includes(FINISHED), 'the first agent did not finish the run');
+    assert.ok(!port.actionRunLogs('r_killed').includes(RUN_LOG.actionFinished), 'the first agent did not finish the run');
 
     const second = await startConsumingAgent(setup);
     try {
-      await waitFor(() => port.actionRunLogs('r_killed').includes(FINISHED), { timeoutMs: 30_000, description: 'the run finished by the restarted agent' });
+      await waitFor(() => port.actionRunLogs('r_killed').includes(RUN_LOG.actionFinished), { timeoutMs: 30_000, description: 'the run finished by the restarted agent' });
       assert.equal(target.requests.filter((request) => request.path === '/killed').length, 2, 'delivered again, not lost');
       await waitFor(async () => (await committedCount(broker, setup.groupId, setup.runsTopic)) === 1, { timeoutMs: 10_000, description: 'the offset committed' });
     } finally {
@@ -86,7 +85,7 @@ describe('agent process life', () => {
       runIds.map((runId) => ({ value: signed(actionRunMessage({ runId, url: `${target.url}/${runId}` }), port.clientSecret) })),
     );
     const agent = await startConsumingAgent(setup);
-    await waitFor(() => runIds.slice(0, 4).every((runId) => port.actionRunLogs(runId).includes(FINISHED)), { timeoutMs: 20_000, description: 'four runs done' });
+    await waitFor(() => runIds.slice(0, 4).every((runId) => port.actionRunLogs(runId).includes(RUN_LOG.actionFinished)), { timeoutMs: 20_000, description: 'four runs done' });
 
     slowFirst.set('/r_term_in_hand', 1_500);
     await produce(broker.brokers, setup.runsTopic, [{ value: signed(actionRunMessage({ runId: 'r_term_in_hand', url: `${target.url}/r_term_in_hand` }), port.clientSecret) }]);
@@ -94,7 +93,7 @@ describe('agent process life', () => {
     const exit = await agent.stop(20_000);
 
     assert.deepEqual(exit, { code: 0, signal: null });
-    assert.ok(port.actionRunLogs('r_term_in_hand').includes(FINISHED), 'the run in hand was finished before exiting');
+    assert.ok(port.actionRunLogs('r_term_in_hand').includes(RUN_LOG.actionFinished), 'the run in hand was finished before exiting');
     assert.equal(await committedCount(broker, setup.groupId, setup.runsTopic), runIds.length + 1, 'every handled message is committed');
     assert.ok(agent.logs.some((line) => line.msg === 'stopped'));
   });
@@ -127,18 +126,29 @@ describe('agent process life', () => {
     const setup = agentSetup(broker, port);
     await produce(broker.brokers, setup.runsTopic, [{ value: signed(actionRunMessage({ runId: 'r_before_freeze', url: `${target.url}/before` }), port.clientSecret) }]);
     const agent = await startConsumingAgent(setup);
+    const healthPort = await healthPortOf(agent);
     try {
-      await waitFor(() => port.actionRunLogs('r_before_freeze').includes(FINISHED), { timeoutMs: 20_000, description: 'the first run' });
+      await waitFor(() => port.actionRunLogs('r_before_freeze').includes(RUN_LOG.actionFinished), { timeoutMs: 20_000, description: 'the first run' });
       // docs/development.md: a freeze longer than the session timeout expires the member; its next commit fails.
       slowFirst.set('/during', 9_000);
       await produce(broker.brokers, setup.runsTopic, [{ value: signed(actionRunMessage({ runId: 'r_during_freeze', url: `${target.url}/during` }), port.clientSecret) }]);
       await waitFor(() => target.requests.some((request) => request.path === '/during'), { timeoutMs: 20_000, description: 'the run in hand before the freeze' });
       broker.freeze();
-      await new Promise((resolve) => setTimeout(resolve, 8_000));
-      broker.thaw();
+      try {
+        // Frozen until the agent itself has not heard from the broker for a session timeout (its
+        // readiness says so): by then the group has expired the member, which the broker acts on
+        // as soon as it runs again, before the commit of the run in hand reaches it.
+        await waitFor(async () => /has not answered/.test((await readinessOf(healthPort)).checks.consumer ?? ''), {
+          timeoutMs: 30_000,
+          intervalMs: 250,
+          description: 'the agent unready: the broker silent for a session timeout',
+        });
+      } finally {
+        broker.thaw();
+      }
       await produce(broker.brokers, setup.runsTopic, [{ value: signed(actionRunMessage({ runId: 'r_after_freeze', url: `${target.url}/after` }), port.clientSecret) }]);
-      await waitFor(() => port.actionRunLogs('r_after_freeze').includes(FINISHED), { timeoutMs: 60_000, description: 'a run after the freeze' });
-      await waitFor(() => port.actionRunLogs('r_during_freeze').includes(FINISHED), { timeoutMs: 10_000, description: 'the run in hand during the freeze' });
+      await waitFor(() => port.actionRunLogs('r_after_freeze').includes(RUN_LOG.actionFinished), { timeoutMs: 60_000, description: 'a run after the freeze' });
+      await waitFor(() => port.actionRunLogs('r_during_freeze').includes(RUN_LOG.actionFinished), { timeoutMs: 10_000, description: 'the run in hand during the freeze' });
       assert.ok(
         agent.logs.some((line) => line.msg === 'offset commit failed; uncommitted messages will be delivered again'),
         'the group had expired the member, so the commit of the run in hand failed',
@@ -194,7 +204,7 @@ describe('a replica without partitions', () => {
       await holder.disconnect();
       await agent.waitForLog((line) => line.msg === 'joined the consumer group', 30_000);
       await produce(broker.brokers, setup.runsTopic, [{ value: signed(actionRunMessage({ runId: 'r_after_takeover', url: `${target.url}/after-takeover` }), port.clientSecret) }]);
-      await waitFor(() => port.actionRunLogs('r_after_takeover').includes(FINISHED), { timeoutMs: 20_000, description: 'the former standby delivering a run' });
+      await waitFor(() => port.actionRunLogs('r_after_takeover').includes(RUN_LOG.actionFinished), { timeoutMs: 20_000, description: 'the former standby delivering a run' });
     } finally {
       await agent.stop();
       await holder.disconnect().catch(() => undefined);

@@ -8,6 +8,7 @@ import { readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { RUN_LOG } from '../../src/reporting/run-log-texts.js';
 import type { AgentProcess } from '../support/agent-process.js';
 import { startBroker } from '../support/broker.js';
 import type { Broker } from '../support/broker.js';
@@ -18,9 +19,8 @@ import type { PortStandIn } from '../support/port-stand-in.js';
 import { waitFor } from '../support/wait.js';
 import { startWebhookTarget } from '../support/webhook-target.js';
 import type { WebhookTarget } from '../support/webhook-target.js';
-import { agentSetup, closeRealParts, startConsumingAgent } from './harness.js';
+import { agentSetup, closeRealParts, startConsumingAgent } from '../support/harness.js';
 
-const FINISHED = 'Port agent finished processing the action run';
 const OFFICIAL_JQ_DEFAULT = readFileSync(new URL('../fixtures/official-default-mapping.jq.json', import.meta.url), 'utf8');
 const DECRYPT_FIXTURE = JSON.parse(readFileSync(new URL('../fixtures/decrypt-fields.json', import.meta.url), 'utf8')) as {
   secret: string;
@@ -63,7 +63,7 @@ describe('payload mappings in the running agent', () => {
     await produce(broker.brokers, setup.runsTopic, [{ value: signed(gitlabRun('r_gitlab_default'), port.clientSecret) }]);
     const agent = await startConsumingAgent(setup);
     agents.push(agent);
-    await waitFor(() => port.actionRunLogs('r_gitlab_default').includes(FINISHED), { timeoutMs: 20_000, description: 'the GitLab run finished' });
+    await waitFor(() => port.actionRunLogs('r_gitlab_default').includes(RUN_LOG.actionFinished), { timeoutMs: 20_000, description: 'the GitLab run finished' });
     const request = target.requests.find((entry) => entry.path === '/api/v4/projects/platform%2Finfra%2Fdeployer/trigger/pipeline');
     assert.ok(request, 'the trigger endpoint was called');
     const body = request.json as Record<string, unknown>;
@@ -103,7 +103,7 @@ describe('payload mappings in the running agent', () => {
     // The official chart mounts the file in the working directory without setting the path.
     const agent = await startConsumingAgent(setup, { cwd: directory });
     agents.push(agent);
-    await waitFor(() => ['r_jq_webhook', 'r_jq_gitlab', 'r_rotate'].every((runId) => port.actionRunLogs(runId).includes(FINISHED)), {
+    await waitFor(() => ['r_jq_webhook', 'r_jq_gitlab', 'r_rotate'].every((runId) => port.actionRunLogs(runId).includes(RUN_LOG.actionFinished)), {
       timeoutMs: 20_000,
       description: 'the jq-mapped runs finished',
     });
@@ -130,7 +130,7 @@ describe('payload mappings in the running agent', () => {
     await produce(broker.brokers, setup.runsTopic, [{ value: signed(actionRunMessage({ runId: 'r_header_case', url: 'http://unused.invalid/' }), port.clientSecret) }]);
     const agent = await startConsumingAgent(setup);
     agents.push(agent);
-    await waitFor(() => port.actionRunLogs('r_header_case').includes(FINISHED), { timeoutMs: 20_000, description: 'the run finished' });
+    await waitFor(() => port.actionRunLogs('r_header_case').includes(RUN_LOG.actionFinished), { timeoutMs: 20_000, description: 'the run finished' });
     assert.deepEqual(port.actionRunPatches('r_header_case'), [{ link: 'https://svc.internal/jobs/77', externalRunId: 'job-77', summary: 'lower case: none' }]);
   });
 });

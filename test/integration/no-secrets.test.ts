@@ -11,6 +11,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { RUN_LOG } from '../../src/reporting/run-log-texts.js';
 import type { AgentProcess } from '../support/agent-process.js';
 import { startBroker } from '../support/broker.js';
 import type { Broker } from '../support/broker.js';
@@ -21,9 +22,8 @@ import type { PortStandIn } from '../support/port-stand-in.js';
 import { waitFor } from '../support/wait.js';
 import { startWebhookTarget } from '../support/webhook-target.js';
 import type { ReceivedRequest, WebhookTarget } from '../support/webhook-target.js';
-import { agentSetup, closeRealParts, startConsumingAgent } from './harness.js';
+import { agentSetup, closeRealParts, startConsumingAgent } from '../support/harness.js';
 
-const FINISHED = 'Port agent finished processing the action run';
 const DECRYPT_FIXTURE = JSON.parse(readFileSync(new URL('../fixtures/decrypt-fields.json', import.meta.url), 'utf8')) as {
   secret: string;
   cases: { path: string; plaintext: string; encrypted: string }[];
@@ -165,7 +165,7 @@ describe('no secret in any log line', () => {
         const finished = ['r_headers', 'r_read_env'].map(id);
         const missing = (): string[] => [
           ...reported.filter((runId) => port.actionRunPatches(runId).length === 0),
-          ...finished.filter((runId) => !port.actionRunLogs(runId).includes(FINISHED)),
+          ...finished.filter((runId) => !port.actionRunLogs(runId).includes(RUN_LOG.actionFinished)),
           ...(port.nodeRunPatches(id('wfnr_ok')).length === 0 ? [id('wfnr_ok')] : []),
           ...(agent.logs.some((line) => line.runId === id('r_forged')) ? [] : [id('r_forged')]),
         ];
@@ -175,7 +175,7 @@ describe('no secret in any log line', () => {
         const tokensBefore = port.tokenRequests();
         port.expireTokens();
         await produce(broker.brokers, setup.runsTopic, [{ value: signed(actionRunMessage({ runId: id('r_after_401'), url: url('/ok'), synchronized: true }), secret) }]);
-        await waitFor(() => port.actionRunLogs(id('r_after_401')).includes(FINISHED), { timeoutMs: 20_000, description: 'the run after the token expired' });
+        await waitFor(() => port.actionRunLogs(id('r_after_401')).includes(RUN_LOG.actionFinished), { timeoutMs: 20_000, description: 'the run after the token expired' });
         assert.ok(port.tokenRequests() > tokensBefore, 'a new token was fetched');
         assert.ok(port.calls.some((call) => call.status === 401), 'Port answered 401');
         await agent.stop();

@@ -27,7 +27,7 @@ import { signedMessageBytes } from '../support/signed-message.js';
 import { waitFor } from '../support/wait.js';
 import { startWebhookTarget } from '../support/webhook-target.js';
 import type { TargetResponse, WebhookTarget } from '../support/webhook-target.js';
-import { agentSetup, closeRealParts, isConsuming } from './harness.js';
+import { agentSetup, closeRealParts, isConsuming } from '../support/harness.js';
 
 /** What Port shows for one run, whichever calls carried it. */
 interface PortView {

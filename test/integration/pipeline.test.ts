@@ -5,15 +5,15 @@
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
-import { createLogger } from '../../src/log.js';
 import { compileMappings } from '../../src/mapping/compile.js';
 import { createJsonataCompiler } from '../../src/mapping/expression.js';
 import { createMapper } from '../../src/mapping/render.js';
 import { decryptionKey } from '../../src/message/decrypt.js';
 import { createMessageHandler } from '../../src/pipeline/handle.js';
+import { RUN_LOG } from '../../src/reporting/run-log-texts.js';
 import { testDeliverer } from '../support/deliverer.js';
+import { capturingLogger } from '../support/log-lines.js';
 import { testReporter, untilReported } from '../support/reporter.js';
 import { actionRunMessage, nodeRunMessage, signed } from '../support/messages.js';
 import { startPortStandIn } from '../support/port-stand-in.js';
@@ -30,7 +30,7 @@ const DECRYPT_FIXTURE = JSON.parse(readFileSync(new URL('../fixtures/decrypt-fie
 describe('the pipeline ends every run the mapping cannot serve', () => {
   let port: PortStandIn;
   let target: WebhookTarget;
-  const lines: Record<string, unknown>[] = [];
+  const { logger, lines } = capturingLogger();
 
   before(async () => {
     port = await startPortStandIn({ clientSecret: DECRYPT_FIXTURE.secret });
@@ -43,13 +43,6 @@ describe('the pipeline ends every run the mapping cannot serve', () => {
   });
 
   function handler(mappings: unknown, options: { skipUnmatchedNodeRuns?: boolean; maxMessageAgeMs?: number; allowedTargets?: string[]; maxMessageBytes?: number } = {}) {
-    const destination = new Writable({
-      write(chunk: Buffer, _encoding, done) {
-        for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) lines.push(JSON.parse(line) as Record<string, unknown>);
-        done();
-      },
-    });
-    const logger = createLogger({ level: 'debug', destination });
     return untilReported(createMessageHandler({
       mapper: createMapper(compileMappings(mappings, createJsonataCompiler({}))),
       deliverer: testDeliverer({ secret: port.clientSecret, timeoutMs: 2000, allowedTargets: options.allowedTargets }),
@@ -81,7 +74,7 @@ describe('the pipeline ends every run the mapping cannot serve', () => {
     const [patch] = port.actionRunPatches('r_bad_expression') as { status: string; summary: string }[];
     assert.equal(patch?.status, 'FAILURE');
     assert.match(patch?.summary ?? '', /^The payload mapping failed: Mapping 0, field "body.count": the expression failed: Unable to cast value to a number: "1.4.2"/);
-    assert.deepEqual(port.actionRunLogs('r_bad_expression'), ['An action message has been received', 'Preparing the payload for the request', patch?.summary]);
+    assert.deepEqual(port.actionRunLogs('r_bad_expression'), [RUN_LOG.actionReceived, RUN_LOG.preparing, patch?.summary]);
     assert.equal(target.requests.filter((request) => request.path === '/never').length, 0);
   });
 

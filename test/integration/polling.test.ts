@@ -7,6 +7,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
+import { RUN_LOG } from '../../src/reporting/run-log-texts.js';
 import { startAgent } from '../support/agent-process.js';
 import type { AgentLogLine, AgentProcess } from '../support/agent-process.js';
 import { claimedActionRun, claimedNodeRun } from '../support/claimed-runs.js';
@@ -20,7 +21,6 @@ const CLAIM_ACTION_RUNS: PortRoute = 'POST /v1/actions/runs/claim-pending';
 const ACK_ACTION_RUNS: PortRoute = 'PATCH /v1/actions/runs/ack';
 const CLAIM_NODE_RUNS: PortRoute = 'POST /v1/workflows/runs/claim-pending';
 const ACK_NODE_RUNS: PortRoute = 'PATCH /v1/workflows/runs/ack';
-const FINISHED = 'Port agent finished processing the action run';
 const PROCESSING_FAILED = 'Agent failed to process the run';
 /** The client secret of every Port stand-in here, so the shared service checks signatures with it. */
 const CLIENT_SECRET = 'polling-test-client-secret';
@@ -114,19 +114,19 @@ describe('the polling streamer', () => {
       claimedActionRun({ runId: 'r_poll_async', url: url('/async') }),
     ]);
     const agentProcess = pollingAgent({ POLLING_RUNS_BATCH_SIZE: '10' });
-    await waitFor(() => port.actionRunLogs('r_poll_sync').includes(FINISHED) && port.actionRunLogs('r_poll_async').includes(FINISHED), {
+    await waitFor(() => port.actionRunLogs('r_poll_sync').includes(RUN_LOG.actionFinished) && port.actionRunLogs('r_poll_async').includes(RUN_LOG.actionFinished), {
       timeoutMs: 15_000,
       description: () => `both runs finished; the agent's last lines:\n${lastLines(agentProcess)}`,
     });
 
     assert.deepEqual(port.actionRunLogs('r_poll_sync'), [
-      'An action message has been received',
-      'Preparing the payload for the request',
-      'Sending the request',
-      'Action invocation has completed successfully with status code: 200',
-      'Reporting the run response',
-      'The run response was reported successfully ',
-      FINISHED,
+      RUN_LOG.actionReceived,
+      RUN_LOG.preparing,
+      RUN_LOG.sending,
+      RUN_LOG.invocationSucceeded(200),
+      RUN_LOG.reportingResponse,
+      RUN_LOG.responseReported,
+      RUN_LOG.actionFinished,
     ]);
     assert.deepEqual(port.actionRunResponses('r_poll_sync'), [{ deployed: true }]);
     assert.deepEqual(port.actionRunPatches('r_poll_sync'), [{ status: 'SUCCESS' }]);
@@ -179,10 +179,10 @@ describe('the polling streamer', () => {
     assert.deepEqual(port.nodeRunPatches('wfnr_poll_ok'), [{ status: 'COMPLETED', result: 'SUCCESS', output: { response: { status: 201, data: { nodeResult: 'ok' } } } }]);
     await waitFor(() => port.nodeRunLogs('wfnr_poll_ok').length === 4, { description: 'the last run log' });
     assert.deepEqual(port.nodeRunLogs('wfnr_poll_ok'), [
-      'A workflow node run has been received',
-      'Sending the request',
-      'Action invocation has completed successfully with status code: 201',
-      'Port agent finished processing the workflow node run',
+      RUN_LOG.nodeRunReceived,
+      RUN_LOG.sending,
+      RUN_LOG.invocationSucceeded(201),
+      RUN_LOG.nodeRunFinished,
     ]);
     const [ack] = port.callsTo(ACK_NODE_RUNS);
     assert.deepEqual(ack?.body, { nodeRunIdentifier: 'wfnr_poll_ok' });
@@ -202,7 +202,7 @@ describe('the polling streamer', () => {
     port.enqueueActionRuns([claimedActionRun({ runId: 'r_poll_not_acked', url: url('/not-acked') }), claimedActionRun({ runId: 'r_poll_acked', url: url('/acked') })]);
     port.enqueueNodeRuns([claimedNodeRun({ runId: 'wfnr_poll_not_acked', url: url('/node-not-acked') })]);
     const agentProcess = pollingAgent();
-    await waitFor(() => port.actionRunLogs('r_poll_acked').includes(FINISHED), { timeoutMs: 15_000, description: () => `the acked run finished:\n${lastLines(agentProcess)}` });
+    await waitFor(() => port.actionRunLogs('r_poll_acked').includes(RUN_LOG.actionFinished), { timeoutMs: 15_000, description: () => `the acked run finished:\n${lastLines(agentProcess)}` });
     await agentProcess.waitForLog((line) => line.msg === 'run skipped: Port did not acknowledge it (another agent took it)' && line.runId === 'wfnr_poll_not_acked');
     assert.equal(requestsTo('/not-acked').length, 0);
     assert.equal(requestsTo('/node-not-acked').length, 0);
@@ -217,7 +217,7 @@ describe('the polling streamer', () => {
     port.enqueueActionRuns(runIds.map((runId) => claimedActionRun({ runId, url: url(`/batch/${runId}`) })));
     // The interval alone would take two minutes for three batches.
     const agentProcess = pollingAgent({ POLLING_RUNS_BATCH_SIZE: '2', POLLING_INTERVAL_SECONDS: '60' });
-    await waitFor(() => runIds.every((runId) => port.actionRunLogs(runId).includes(FINISHED)), {
+    await waitFor(() => runIds.every((runId) => port.actionRunLogs(runId).includes(RUN_LOG.actionFinished)), {
       timeoutMs: 15_000,
       description: () => `every run of three batches finished; the agent's last lines:\n${lastLines(agentProcess)}`,
     });
@@ -246,7 +246,7 @@ describe('the polling streamer', () => {
       { timeoutMs: 10_000, description: 'readiness failing while polling fails' },
     );
     assert.equal(notReady.checks.consumer, 'reconnecting');
-    await waitFor(() => port.actionRunLogs('r_after_outage').includes(FINISHED), {
+    await waitFor(() => port.actionRunLogs('r_after_outage').includes(RUN_LOG.actionFinished), {
       timeoutMs: 15_000,
       description: () => `the run delivered after the outage; the agent's last lines:\n${lastLines(agentProcess)}`,
     });
@@ -274,7 +274,7 @@ describe('the polling streamer', () => {
       POLLING_BACKOFF_JITTER_FACTOR: '0',
       POLLING_MAX_FAILURE_DURATION_SECONDS: '1.5',
     });
-    const exit = await Promise.race([agentProcess.exited, new Promise<'still running'>((resolve) => setTimeout(() => resolve('still running'), 20_000))]);
+    const exit = await agentProcess.exitWithin(20_000);
     assert.deepEqual(exit, { code: 0, signal: null }, `exit 0 (stderr: ${agentProcess.stderr()}); last lines:\n${lastLines(agentProcess)}`);
     const claims = port.callsTo(CLAIM_ACTION_RUNS);
     assert.ok(claims.length >= 5, `kept trying meanwhile (${claims.length} claims)`);
@@ -309,7 +309,7 @@ describe('the polling streamer', () => {
     assert.deepEqual(port.actionRunLogs('r_poll_broken'), [PROCESSING_FAILED]);
     assert.deepEqual(port.nodeRunPatches('wfnr_poll_broken'), [{ status: 'COMPLETED', result: 'FAILED' }]);
     assert.deepEqual(port.nodeRunLogs('wfnr_poll_broken'), [PROCESSING_FAILED]);
-    assert.deepEqual(port.actionRunPatches('r_poll_service_fails'), [{ status: 'FAILURE', summary: 'Failed to invoke the webhook with status code: 500. Response: database is down' }]);
+    assert.deepEqual(port.actionRunPatches('r_poll_service_fails'), [{ status: 'FAILURE', summary: RUN_LOG.webhookFailureSummary(500, 'database is down') }]);
     // A few more polls: nothing is reported twice.
     const claimsSoFar = port.callsTo(CLAIM_ACTION_RUNS).length;
     await waitFor(() => port.callsTo(CLAIM_ACTION_RUNS).length >= claimsSoFar + 3, { description: 'three more polls' });
@@ -345,7 +345,7 @@ describe('the polling streamer', () => {
     const runIds = Array.from({ length: 9 }, (_, index) => `r_slow_${index}`);
     port.enqueueActionRuns(runIds.map((runId) => claimedActionRun({ runId, url: url('/slow') })));
     const agentProcess = pollingAgent({ AGENT_MAX_IN_FLIGHT: '3' });
-    await waitFor(() => runIds.every((runId) => port.actionRunLogs(runId).includes(FINISHED)), {
+    await waitFor(() => runIds.every((runId) => port.actionRunLogs(runId).includes(RUN_LOG.actionFinished)), {
       timeoutMs: 20_000,
       description: () => `every slow run finished; the agent's last lines:\n${lastLines(agentProcess)}`,
     });
@@ -365,10 +365,10 @@ describe('the polling streamer', () => {
     await waitFor(() => requestsTo('/slow-stop').length === 3, { timeoutMs: 15_000, description: () => `the three slow requests sent:\n${lastLines(agentProcess)}` });
     const claimsBefore = port.callsTo(CLAIM_ACTION_RUNS).length;
     agentProcess.kill('SIGTERM');
-    const exit = await agentProcess.exited;
+    const exit = await agentProcess.exitWithin(20_000);
     assert.deepEqual(exit, { code: 0, signal: null }, `exit 0 (stderr: ${agentProcess.stderr()})`);
     assert.deepEqual(
-      runIds.filter((runId) => !port.actionRunLogs(runId).includes(FINISHED)),
+      runIds.filter((runId) => !port.actionRunLogs(runId).includes(RUN_LOG.actionFinished)),
       [],
       'every run in hand finished and was reported',
     );

@@ -19,6 +19,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { RUN_LOG } from '../../src/reporting/run-log-texts.js';
 import { startAgent } from '../support/agent-process.js';
 import type { AgentProcess } from '../support/agent-process.js';
 import { startBroker } from '../support/broker.js';
@@ -36,10 +37,9 @@ import type { TestCa } from '../support/test-ca.js';
 import { waitFor } from '../support/wait.js';
 import { startWebhookTarget } from '../support/webhook-target.js';
 import type { WebhookTarget } from '../support/webhook-target.js';
-import { agentSetup, closeRealParts, isConsuming } from './harness.js';
-import type { AgentSetup } from './harness.js';
+import { agentSetup, closeRealParts, isConsuming } from '../support/harness.js';
+import type { AgentSetup } from '../support/harness.js';
 
-const FINISHED = 'Port agent finished processing the action run';
 const USERNAME = 'org-agent';
 const CREDENTIALS_ROUTE = 'GET /v1/kafka-credentials';
 const REFUSED_AT_START = 'Kafka refused the credentials; fetching them again and reconnecting';
@@ -123,7 +123,7 @@ describe('Port-hosted Kafka', () => {
       const agent = startAgent(setup.env);
       try {
         await agent.waitForLog(isConsuming, 30_000);
-        await waitFor(() => port.actionRunLogs(`r_port_hosted_${caVariable}`).includes(FINISHED), { timeoutMs: 20_000, description: 'the run delivered and reported' });
+        await waitFor(() => port.actionRunLogs(`r_port_hosted_${caVariable}`).includes(RUN_LOG.actionFinished), { timeoutMs: 20_000, description: 'the run delivered and reported' });
         await waitFor(async () => (await committedCount(setup)) === 1, { timeoutMs: 10_000, description: 'the handled message committed' });
         assert.equal(credentialFetches(startedAt).length, 1, 'fetched once');
         const ours = fronts.authentications.filter((authentication) => authentication.at >= startedAt);
@@ -156,7 +156,7 @@ describe('Port-hosted Kafka', () => {
 
       credentials(current);
       await agent.waitForLog(isConsuming, 60_000);
-      await waitFor(() => port.actionRunLogs('r_after_refusal').includes(FINISHED), { timeoutMs: 20_000, description: 'the run delivered once the credentials work' });
+      await waitFor(() => port.actionRunLogs('r_after_refusal').includes(RUN_LOG.actionFinished), { timeoutMs: 20_000, description: 'the run delivered once the credentials work' });
       assert.equal(await hasExited(agent), false, 'the same process, never restarted');
       assertNoPassword(agent, stale, current);
     } finally {
@@ -174,14 +174,14 @@ describe('Port-hosted Kafka', () => {
     const agent = startAgent(setup.env);
     try {
       await agent.waitForLog(isConsuming, 30_000);
-      await waitFor(() => port.actionRunLogs('r_before_rotation').includes(FINISHED), { timeoutMs: 20_000, description: 'the run before the rotation' });
+      await waitFor(() => port.actionRunLogs('r_before_rotation').includes(RUN_LOG.actionFinished), { timeoutMs: 20_000, description: 'the run before the rotation' });
       assert.equal(credentialFetches(startedAt).length, 1);
 
       // Port rotates: the brokers accept only the new password and close the sessions of the old one.
       credentials(rotated);
       fronts.dropConnections();
       await produceRun(setup, 'r_after_rotation');
-      await waitFor(() => port.actionRunLogs('r_after_rotation').includes(FINISHED), { timeoutMs: 60_000, description: 'the run after the rotation' });
+      await waitFor(() => port.actionRunLogs('r_after_rotation').includes(RUN_LOG.actionFinished), { timeoutMs: 60_000, description: 'the run after the rotation' });
       assert.ok(credentialFetches(startedAt).length >= 2, 'the credentials were fetched again');
       assert.ok(agent.logs.some((line) => line.msg === REFUSED_WHILE_RUNNING || line.msg === REFUSED_AT_START), 'the refusal was logged');
       const refusedAt = fronts.authentications.find((authentication) => authentication.at >= startedAt && !authentication.isAccepted)?.at;
@@ -205,7 +205,7 @@ describe('Port-hosted Kafka', () => {
     const agent = startAgent(setup.env);
     try {
       await agent.waitForLog(isConsuming, 30_000);
-      await waitFor(() => port.actionRunLogs('r_credentials_late').includes(FINISHED), { timeoutMs: 20_000, description: 'the run' });
+      await waitFor(() => port.actionRunLogs('r_credentials_late').includes(RUN_LOG.actionFinished), { timeoutMs: 20_000, description: 'the run' });
       const fetches = port.callsTo(CREDENTIALS_ROUTE).filter((call) => call.at >= startedAt);
       assert.deepEqual(
         fetches.map((call) => call.status),

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { RUN_LOG } from '../../src/reporting/run-log-texts.js';
 import { startBroker } from '../support/broker.js';
 import type { Broker } from '../support/broker.js';
 import { startAgent } from '../support/agent-process.js';
@@ -24,7 +25,7 @@ import type { PortStandIn } from '../support/port-stand-in.js';
 import { waitFor } from '../support/wait.js';
 import { startWebhookTarget } from '../support/webhook-target.js';
 import type { WebhookTarget } from '../support/webhook-target.js';
-import { agentSetup, closeRealParts, isConsuming } from './harness.js';
+import { agentSetup, closeRealParts, isConsuming } from '../support/harness.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const DOCKERFILE = join(REPO_ROOT, 'Dockerfile');
@@ -43,7 +44,6 @@ const NPM_CI_TIMEOUT_MS = 240_000;
 const JOIN_TIMEOUT_MS = 30_000;
 // The agent's shutdown grace is 25 s by default; with no run in hand it stops in about a second.
 const STOP_TIMEOUT_MS = 30_000;
-const FINISHED = 'Port agent finished processing the action run';
 // Tries to write each path given; prints the error code (or "written") for each, one per line.
 const WRITE_PROBE = "for (const path of process.argv.slice(1)) { try { require('node:fs').writeFileSync(path, 'x'); console.log('written'); } catch (error) { console.log(error.code); } }";
 
@@ -257,7 +257,7 @@ describe('the production layout of the container image', () => {
     const configuration = agentSetup(broker, port).env;
     delete configuration.PORT_ORG_ID;
     const agent = start(layout, configuration);
-    const exit = await agent.exited;
+    const exit = await agent.exitWithin(20_000);
     assert.equal(exit.code, 2, `exit code 2 (stderr: ${agent.stderr()})`);
     const lines = agent.stderr().trim().split('\n');
     assert.equal(lines.length, 1, `one line: ${agent.stderr()}`);
@@ -311,7 +311,7 @@ describe('the production layout of the container image', () => {
     assert.equal(loaded.builtIn, false);
     assert.equal(loaded.path, join(layoutWithMountedMapping, MOUNTED_MAPPING));
     const standIn = port;
-    await waitFor(() => standIn.actionRunLogs('r_mounted').includes(FINISHED), { timeoutMs: JOIN_TIMEOUT_MS, description: 'the run delivered and reported' });
+    await waitFor(() => standIn.actionRunLogs('r_mounted').includes(RUN_LOG.actionFinished), { timeoutMs: JOIN_TIMEOUT_MS, description: 'the run delivered and reported' });
     const request = target.requests.find((entry) => entry.path === '/mounted-mapping');
     assert.deepEqual(request?.json, { mappedBy: 'the mounted mapping', runId: 'r_mounted' });
     assert.equal(request?.signatureValid, true);
@@ -331,7 +331,7 @@ describe('the production layout of the container image', () => {
     assert.equal(loaded.path, jqMappingPath);
     await agent.waitForLog(isConsuming, JOIN_TIMEOUT_MS);
     const standIn = port;
-    await waitFor(() => standIn.actionRunLogs('r_jq').includes(FINISHED), { timeoutMs: JOIN_TIMEOUT_MS, description: 'the jq-mapped run delivered and reported' });
+    await waitFor(() => standIn.actionRunLogs('r_jq').includes(RUN_LOG.actionFinished), { timeoutMs: JOIN_TIMEOUT_MS, description: 'the jq-mapped run delivered and reported' });
     const request = target.requests.find((entry) => entry.path === '/jq-mapping');
     assert.deepEqual(request?.json, { mappedBy: 'jq', runId: 'r_jq', region: 'eu-west-1' });
     assert.deepEqual(await agent.stop(STOP_TIMEOUT_MS), { code: 0, signal: null }, `stderr: ${agent.stderr()}`);

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { createLogger } from '../../src/log.js';
 import { loadTrustedCas } from '../../src/trust/trusted-cas.js';
+import { RUN_LOG } from '../../src/reporting/run-log-texts.js';
 import type { AgentProcess } from '../support/agent-process.js';
 import { startAgent } from '../support/agent-process.js';
 import { startBroker } from '../support/broker.js';
@@ -24,10 +25,9 @@ import type { TestCa } from '../support/test-ca.js';
 import { waitFor } from '../support/wait.js';
 import { startWebhookTarget } from '../support/webhook-target.js';
 import type { WebhookTarget } from '../support/webhook-target.js';
-import { agentSetup, closeRealParts, startConsumingAgent } from './harness.js';
+import { agentSetup, closeRealParts, startConsumingAgent } from '../support/harness.js';
 
 const SECRET = 'proxy-test-secret-of-at-least-32-bytes!!';
-const FINISHED = 'Port agent finished processing the action run';
 const context = { logger: createLogger({ level: 'silent' }), idempotencyKey: 'r_proxy', traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' };
 const request = (url: string) => ({ method: 'POST', url, body: { hello: 'proxy' }, headers: {}, query: {} });
 
@@ -130,7 +130,7 @@ describe('the agent behind a proxy, trusting a private CA', () => {
     const setup = agentSetup(broker, port, { HTTPS_PROXY: proxy.url, http_proxy: proxy.url, REQUESTS_CA_BUNDLE: ca.caPath });
     await produce(broker.brokers, setup.runsTopic, [{ value: signed(actionRunMessage({ runId: 'r_behind_proxy', url: `${target.url}/deploy`, synchronized: true }), port.clientSecret) }]);
     agent = await startConsumingAgent(setup);
-    await waitFor(() => port.actionRunLogs('r_behind_proxy').includes(FINISHED), { timeoutMs: 20_000, description: 'the run reported' });
+    await waitFor(() => port.actionRunLogs('r_behind_proxy').includes(RUN_LOG.actionFinished), { timeoutMs: 20_000, description: 'the run reported' });
     assert.deepEqual(port.actionRunPatches('r_behind_proxy'), [{ status: 'SUCCESS' }]);
     const tunnel = new URL(target.url);
     assert.ok(proxy.requests.some((entry) => entry.method === 'CONNECT' && entry.target === `${tunnel.hostname}:${tunnel.port}`), 'the webhook went through CONNECT');
@@ -145,7 +145,7 @@ describe('the agent behind a proxy, trusting a private CA', () => {
     await produce(broker.brokers, setup.runsTopic, [{ value: signed(actionRunMessage({ runId: 'r_all_proxy', url: `${target.url}/deploy`, synchronized: true }), port.clientSecret) }]);
     const allProxyAgent = await startConsumingAgent(setup);
     try {
-      await waitFor(() => port.actionRunLogs('r_all_proxy').includes(FINISHED), { timeoutMs: 20_000, description: 'the run reported' });
+      await waitFor(() => port.actionRunLogs('r_all_proxy').includes(RUN_LOG.actionFinished), { timeoutMs: 20_000, description: 'the run reported' });
       assert.deepEqual(port.actionRunPatches('r_all_proxy'), [{ status: 'SUCCESS' }]);
     } finally {
       await allProxyAgent.stop();
@@ -161,11 +161,11 @@ describe('the agent behind a proxy, trusting a private CA', () => {
 
   it('stops at start, naming the variable, when a CA file cannot be read', async () => {
     const failing = startAgent(agentSetup(broker, port, { REQUESTS_CA_BUNDLE: '/nonexistent/ca.pem' }).env);
-    assert.equal((await failing.exited).code, 2, failing.stderr());
+    assert.equal((await failing.exitWithin(20_000)).code, 2, failing.stderr());
     assert.match(failing.stderr(), /^port-agent: Invalid configuration: REQUESTS_CA_BUNDLE names a file that cannot be read \(\/nonexistent\/ca\.pem: .*\)\n$/);
     // Node.js reads NODE_EXTRA_CA_CERTS itself before the agent starts, and only warns.
     const alsoNode = startAgent(agentSetup(broker, port, { NODE_EXTRA_CA_CERTS: '/nonexistent/ca.pem' }).env);
-    assert.equal((await alsoNode.exited).code, 2, alsoNode.stderr());
+    assert.equal((await alsoNode.exitWithin(20_000)).code, 2, alsoNode.stderr());
     const lines = alsoNode.stderr().trimEnd().split('\n');
     assert.match(lines.at(-1) ?? '', /^port-agent: Invalid configuration: NODE_EXTRA_CA_CERTS names a file that cannot be read \(\/nonexistent\/ca\.pem: .*\)$/);
     assert.ok(lines.slice(0, -1).every((line) => line.startsWith('Warning: Ignoring extra certs')), alsoNode.stderr());

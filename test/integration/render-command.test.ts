@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
+import { RUN_LOG } from '../../src/reporting/run-log-texts.js';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const CLI = join(REPO, 'dist', 'src', 'main.js');
@@ -92,7 +93,7 @@ describe('port-agent render', () => {
   it('shows the default report of a failed response and that no mapping skips a run', () => {
     const failed = render(['--mapping', join(REPO, 'config', 'default-mapping.json'), '--event', example('report-from-response', 'event.json'), '--response', tempFile('r.json', '{"statusCode":500,"body":"boom"}')]);
     assert.equal(failed.code, 0, failed.stderr);
-    assert.deepEqual(failed.json().report, { runResponse: 'boom', statusPatch: { status: 'FAILURE', summary: 'Failed to invoke the webhook with status code: 500. Response: boom' } });
+    assert.deepEqual(failed.json().report, { runResponse: 'boom', statusPatch: { status: 'FAILURE', summary: RUN_LOG.webhookFailureSummary(500, 'boom') } });
     const skipped = render(['--mapping', tempFile('m.json', '[{"enabled": false}]'), '--event', example('report-from-response', 'event.json')]);
     assert.equal(skipped.code, 0, skipped.stderr);
     assert.equal(skipped.json().skipped, 'no mapping matches: skipped silently');

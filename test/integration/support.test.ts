@@ -664,4 +664,23 @@ describe('agent process', () => {
     assert.ok(agent.logs.some((line) => line.msg === 'stopping'));
     await assert.rejects(agent.waitForLog((line) => line.msg === 'never', 5_000), /Agent output ended/);
   });
+
+  it('gives the exit of a process that exits in time', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'agent-process-test-'));
+    after(() => rmSync(dir, { recursive: true, force: true }));
+    const script = join(dir, 'exits.mjs');
+    writeFileSync(script, 'process.exit(2);\n');
+    assert.deepEqual(await startAgent({}, { script }).exitWithin(10_000), { code: 2, signal: null });
+  });
+
+  it('stops a process that does not exit in time and fails with its stderr', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'agent-process-test-'));
+    after(() => rmSync(dir, { recursive: true, force: true }));
+    const script = join(dir, 'keeps-running.mjs');
+    writeFileSync(script, ["console.error('still busy');", 'setInterval(() => {}, 1000);'].join('\n'));
+    const agent = startAgent({}, { script });
+    await waitFor(() => agent.stderr().includes('still busy'), { description: 'the stderr line' });
+    await assert.rejects(agent.exitWithin(200), /^Error: The agent did not exit within 200 ms; stopped it \(\{"code":null,"signal":"SIGTERM"\}\)\n[\s\S]*stderr tail: still busy/);
+    assert.deepEqual(await agent.exited, { code: null, signal: 'SIGTERM' });
+  });
 });

@@ -28,8 +28,14 @@ export interface AgentProcess {
    * rejects on timeout or when the agent's output ends without one.
    */
   waitForLog(predicate: (line: AgentLogLine) => boolean, timeoutMs?: number): Promise<AgentLogLine>;
-  /** Settles when the process has exited. */
+  /** Settles when the process has exited. Unbounded: a test waits with {@link exitWithin}. */
   exited: Promise<AgentExit>;
+  /**
+   * Resolves with the exit if the process exits within `timeoutMs`; otherwise stops it and rejects
+   * with the last lines and the stderr tail, so an agent that keeps running fails the test instead
+   * of hanging the suite.
+   */
+  exitWithin(timeoutMs: number): Promise<AgentExit>;
   /** Sends a signal (default SIGTERM). */
   kill(signal?: NodeJS.Signals): void;
   /** SIGTERM, then SIGKILL once `timeoutMs` has passed without an exit. */
@@ -192,6 +198,37 @@ export function startAgent(env: Record<string, string>, options: AgentProcessOpt
     if (exit === undefined) child.kill(signal);
   };
 
+  /** The exit if it comes within `timeoutMs`, else undefined. */
+  const exitOrTimeout = async (timeoutMs: number): Promise<AgentExit | undefined> => {
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<undefined>((resolve) => {
+      timer = setTimeout(() => resolve(undefined), timeoutMs);
+    });
+    const result = await Promise.race([exited, deadline]);
+    clearTimeout(timer);
+    return result;
+  };
+
+  const stop = async (timeoutMs = DEFAULT_STOP_TIMEOUT_MS): Promise<AgentExit> => {
+    if (exit !== undefined) return exit;
+    kill('SIGTERM');
+    const result = await exitOrTimeout(timeoutMs);
+    if (result !== undefined) return result;
+    kill('SIGKILL');
+    return exited;
+  };
+
+  const exitWithin = async (timeoutMs: number): Promise<AgentExit> => {
+    const result = await exitOrTimeout(timeoutMs);
+    if (result !== undefined) return result;
+    const stopped = await stop();
+    throw new Error(
+      `The agent did not exit within ${timeoutMs} ms; stopped it (${JSON.stringify(stopped)})\n` +
+        `last lines: ${rawLogs.slice(-5).join('\n')}\n` +
+        `stderr tail: ${stderrText.slice(-STDERR_TAIL_CHARS)}`,
+    );
+  };
+
   return {
     pid: child.pid,
     logs,
@@ -199,19 +236,8 @@ export function startAgent(env: Record<string, string>, options: AgentProcessOpt
     stderr: () => stderrText,
     waitForLog,
     exited,
+    exitWithin,
     kill,
-    stop: async (timeoutMs = DEFAULT_STOP_TIMEOUT_MS) => {
-      if (exit !== undefined) return exit;
-      kill('SIGTERM');
-      let timer: NodeJS.Timeout | undefined;
-      const deadline = new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, timeoutMs);
-      });
-      const result = await Promise.race([exited, deadline]);
-      clearTimeout(timer);
-      if (result !== undefined) return result;
-      kill('SIGKILL');
-      return exited;
-    },
+    stop,
   };
 }

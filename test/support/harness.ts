@@ -2,13 +2,13 @@
  * Shared setup of the agent's integration tests: the real broker, a Port stand-in, and the built
  * agent as its own process with an environment pointing at them.
  */
-import { startAgent } from '../support/agent-process.js';
-import type { AgentLogLine, AgentProcess } from '../support/agent-process.js';
-import type { Broker } from '../support/broker.js';
-import { disconnectKafkaClients } from '../support/kafka.js';
-import { uniqueName } from '../support/kafka.js';
-import type { PortStandIn } from '../support/port-stand-in.js';
-import type { WebhookTarget } from '../support/webhook-target.js';
+import { startAgent } from './agent-process.js';
+import type { AgentLogLine, AgentProcess } from './agent-process.js';
+import type { Broker } from './broker.js';
+import { disconnectKafkaClients } from './kafka.js';
+import { uniqueName } from './kafka.js';
+import type { PortStandIn } from './port-stand-in.js';
+import type { WebhookTarget } from './webhook-target.js';
 
 export interface AgentSetup {
   orgId: string;
@@ -42,6 +42,20 @@ export function agentSetup(broker: Broker, port: PortStandIn, extra: Record<stri
 
 export function isConsuming(line: AgentLogLine): boolean {
   return line.msg === 'joined the consumer group' || line.msg === 'joined the consumer group as a standby (no partitions assigned)';
+}
+
+/** The port of the agent's health server (`HEALTH_PORT=0` picks a free one), from its start-up line. */
+export async function healthPortOf(agent: AgentProcess): Promise<number> {
+  const line = await agent.waitForLog((entry) => entry.msg === 'health server listening');
+  if (typeof line.port !== 'number') throw new Error(`the health server line carries no port: ${JSON.stringify(line)}`);
+  return line.port;
+}
+
+/** The agent's readiness answer: its HTTP status and one line per check. */
+export async function readinessOf(healthPort: number): Promise<{ status: number; checks: Record<string, string> }> {
+  const response = await fetch(`http://127.0.0.1:${healthPort}/readyz`);
+  const body = (await response.json()) as { checks?: Record<string, string> };
+  return { status: response.status, checks: body.checks ?? {} };
 }
 
 /** Starts the agent and waits until it has joined its consumer group. */
