@@ -14,6 +14,10 @@
  *   Port's distance costs once reporting is off the delivery path.
  * - A burst of 300 runs at Port's rate (500 calls per 10 s), with `AGENT_RUN_LOGS=all` and then
  *   `minimal`: every run reported, 429s, and the time against spending the budget without a gap.
+ * - Many hosts: synchronous runs each to a host never used before (127.x.y.z of one service that
+ *   never closes an idle connection, as a mapping building a URL per tenant does), RSS after
+ *   2,000 and after 14,000 hosts: memory bounded by the hosts in use, not every host ever seen.
+ *   `BENCH_AGENT_SCENARIO=many-hosts` runs only this one.
  *
  * The agent logs at INFO, what operators run, so logging counts in its CPU time. Linux only
  * (/proc). `BENCH_AGENT_PROFILE=<dir>` also writes the main agent's V8 CPU profile there and prints
@@ -21,7 +25,10 @@
  * the reference ones). An `AGENT_MAX_IN_FLIGHT` in the environment is passed to the main agent.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { cpus, loadavg } from 'node:os';
 import { resolve } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -81,6 +88,11 @@ const BURST_RUNS = 300;
 // (token, consumer group, connections) without taking much of the window the burst starts in.
 const BURST_WARMUP_RUNS = 5;
 const BURST_RUN_LOGS_MODES = ['all', 'minimal'] as const;
+// Many hosts: RSS after the first step and after the last, runs produced a step at a time (the
+// mock broker keeps only the last ~10,000 messages of a partition).
+const MANY_HOSTS_STEP = 2_000;
+const MANY_HOSTS_TOTAL = 14_000;
+const MANY_HOSTS_SCENARIO = 'many-hosts';
 const BYTES_PER_MB = 1_000_000;
 const PROFILE_TOP_ENTRIES = 12;
 const STDERR_TAIL_CHARS = 2_000;
@@ -101,6 +113,8 @@ const GOALS = {
   burstMaxRateLimitedPercent: 1,
   /** Burst time over the ideal: every call made, one after the other at Port's rate. */
   burstMaxTimeOverIdeal: 1.15,
+  /** RSS after `MANY_HOSTS_TOTAL` distinct hosts over RSS after the first `MANY_HOSTS_STEP`. */
+  manyHostsMaxRssRatio: 1.2,
 } as const;
 
 /** The parts of the benchmark every scenario uses; `port` is the stand-in the scenario's agent calls. */
@@ -517,6 +531,59 @@ async function benchBurst(bench: Bench, mode: BurstResult['mode']): Promise<Burs
   return result;
 }
 
+/** RSS of the agent after each step of `MANY_HOSTS_STEP` new hosts. */
+interface ManyHostsResult {
+  rssBytesBySteps: number[];
+}
+
+/** The agent's resident set size now (`VmRSS`), in bytes. */
+function residentBytes(pid: number): number {
+  const kibibytes = /^VmRSS:\s+(\d+)\s+kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+  if (kibibytes === undefined) throw new Error(`No VmRSS line in /proc/${pid}/status`);
+  return Number(kibibytes) * 1024;
+}
+
+/** A distinct loopback address for each index: 127.x.y.z, z from 1 to 254 (Linux routes 127.0.0.0/8 to loopback). */
+function loopbackAddress(index: number): string {
+  return `127.${1 + Math.floor(index / (256 * 254))}.${Math.floor(index / 254) % 256}.${1 + (index % 254)}`;
+}
+
+/** A service on every address that answers at once and never closes an idle connection (as Go's net/http by default). */
+async function startManyHostsService(): Promise<{ server: Server; port: number }> {
+  const server = createServer((request, response) => {
+    request.resume();
+    request.on('end', () => response.writeHead(200, { 'content-type': 'application/json' }).end('{"deployed":true}'));
+  });
+  server.keepAliveTimeout = 0;
+  await new Promise<void>((resolve) => server.listen(0, '0.0.0.0', resolve));
+  return { server, port: (server.address() as AddressInfo).port };
+}
+
+/** Synchronous runs on a fresh agent, each to a host never used before, `MANY_HOSTS_STEP` at a time. */
+async function benchManyHosts(bench: Bench): Promise<ManyHostsResult> {
+  const service = await startManyHostsService();
+  try {
+    const { result } = await withWarmAgent(bench, mainAgentEnv(), async (agent) => {
+      const rssBytesBySteps: number[] = [];
+      for (let first = 0; first < MANY_HOSTS_TOTAL; first += MANY_HOSTS_STEP) {
+        const runs: BenchRun[] = Array.from({ length: MANY_HOSTS_STEP }, (_, offset) => {
+          const runId = `r_${agent.setup.orgId}_host_${first + offset}`;
+          const url = `http://${loopbackAddress(first + offset)}:${service.port}/deploy`;
+          return { runId, message: { value: signed(actionRunMessage({ runId, url, synchronized: true }), bench.port.clientSecret), partition: PARTITION } };
+        });
+        await produceInBatches(bench.broker.brokers, agent.setup.runsTopic, runs);
+        await waitForStatusReports(bench, agent, runs.map((run) => run.runId), `runs to hosts ${first + 1}-${first + MANY_HOSTS_STEP}`);
+        rssBytesBySteps.push(residentBytes(agent.pid));
+      }
+      return { rssBytesBySteps };
+    });
+    return result;
+  } finally {
+    service.server.closeAllConnections();
+    await new Promise<void>((resolve) => service.server.close(() => resolve()));
+  }
+}
+
 const formatNumber = (value: number, digits: number): string =>
   value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
 
@@ -660,6 +727,27 @@ function burstRows(burst: BurstResult): Row[] {
   ];
 }
 
+function manyHostsRows(manyHosts: ManyHostsResult): Row[] {
+  const first = manyHosts.rssBytesBySteps[0] ?? Number.NaN;
+  const last = manyHosts.rssBytesBySteps.at(-1) ?? Number.NaN;
+  const ratio = last / first;
+  const steps = manyHosts.rssBytesBySteps.map((bytes) => formatNumber(bytes / BYTES_PER_MB, 0)).join(', ');
+  return [
+    {
+      figure: `agent RSS after ${formatNumber(MANY_HOSTS_STEP, 0)} distinct hosts (sync runs, idle connections kept by the service)`,
+      measured: `${formatNumber(first / BYTES_PER_MB, 1)} MB`,
+      goal: '—',
+      isPass: undefined,
+    },
+    {
+      figure: `agent RSS after ${formatNumber(MANY_HOSTS_TOTAL, 0)} distinct hosts (every ${formatNumber(MANY_HOSTS_STEP, 0)}: ${steps} MB)`,
+      measured: `${formatNumber(last / BYTES_PER_MB, 1)} MB (${formatNumber(ratio, 2)}×)`,
+      goal: `≤ ${GOALS.manyHostsMaxRssRatio}× the RSS after ${formatNumber(MANY_HOSTS_STEP, 0)}`,
+      isPass: ratio <= GOALS.manyHostsMaxRssRatio,
+    },
+  ];
+}
+
 function printTable(rows: Row[]): void {
   const cells = rows.map((row) => [row.figure, row.measured, row.goal, row.isPass === undefined ? '' : row.isPass ? 'PASS' : 'FAIL']);
   const header = ['figure', 'measured', 'goal', 'result'];
@@ -722,7 +810,8 @@ function printHeader(): void {
   );
   console.log(
     `then the main agent's figures with Port answering ${FAR_PORT_DELAY_MS} ms late; then ${BURST_RUNS} runs at once against Port's rate limit ` +
-      `(${PORT_RATE_LIMIT.limit} calls per ${PORT_RATE_LIMIT.periodSeconds} s, windows aligned to the epoch), AGENT_RUN_LOGS=${BURST_RUN_LOGS_MODES.join(', then ')}`,
+      `(${PORT_RATE_LIMIT.limit} calls per ${PORT_RATE_LIMIT.periodSeconds} s, windows aligned to the epoch), AGENT_RUN_LOGS=${BURST_RUN_LOGS_MODES.join(', then ')}; ` +
+      `then ${formatNumber(MANY_HOSTS_TOTAL, 0)} sync runs each to a new host (BENCH_AGENT_SCENARIO=${MANY_HOSTS_SCENARIO}: only those)`,
   );
 }
 
@@ -760,22 +849,32 @@ if (profileDirectory !== undefined) mkdirSync(profileDirectory, { recursive: tru
 printHeader();
 const ports = await startPorts();
 const bench = await startBench(ports);
+const manyHostsMessage = `agent sending ${formatNumber(MANY_HOSTS_TOTAL, 0)} sync runs, each to a new host, ${formatNumber(MANY_HOSTS_STEP, 0)} at a time…`;
 try {
-  console.log(`\nmain agent: ${WARMUP_RUNS} warm-up runs, ${formatNumber(THROUGHPUT_RUNS, 0)} runs for throughput, ${LATENCY_RUNS} runs at ${LATENCY_RUNS_PER_SECOND} runs/s for latency…`);
-  const main = await benchMainAgent(bench, profileDirectory);
-  console.log(`baseline agent (AGENT_MAX_IN_FLIGHT=1): ${WARMUP_RUNS} warm-up runs, ${BASELINE_RUNS} runs…`);
-  const oneInFlight = await benchOneInFlight(bench);
-  console.log(`agent with Port ${FAR_PORT_DELAY_MS} ms away: as the main agent…`);
-  const far = await benchFarPort({ ...bench, port: ports.far });
-  const bursts: BurstResult[] = [];
-  for (const mode of BURST_RUN_LOGS_MODES) {
-    console.log(`agent with AGENT_RUN_LOGS=${mode} at Port's rate limit: ${BURST_WARMUP_RUNS} warm-up runs, ${BURST_RUNS} runs at once…`);
-    bursts.push(await benchBurst({ ...bench, port: ports.limited }, mode));
+  if (process.env.BENCH_AGENT_SCENARIO === MANY_HOSTS_SCENARIO) {
+    console.log(`\n${manyHostsMessage}`);
+    const manyHosts = await benchManyHosts(bench);
+    console.log('');
+    printTable(manyHostsRows(manyHosts));
+  } else {
+    console.log(`\nmain agent: ${WARMUP_RUNS} warm-up runs, ${formatNumber(THROUGHPUT_RUNS, 0)} runs for throughput, ${LATENCY_RUNS} runs at ${LATENCY_RUNS_PER_SECOND} runs/s for latency…`);
+    const main = await benchMainAgent(bench, profileDirectory);
+    console.log(`baseline agent (AGENT_MAX_IN_FLIGHT=1): ${WARMUP_RUNS} warm-up runs, ${BASELINE_RUNS} runs…`);
+    const oneInFlight = await benchOneInFlight(bench);
+    console.log(`agent with Port ${FAR_PORT_DELAY_MS} ms away: as the main agent…`);
+    const far = await benchFarPort({ ...bench, port: ports.far });
+    const bursts: BurstResult[] = [];
+    for (const mode of BURST_RUN_LOGS_MODES) {
+      console.log(`agent with AGENT_RUN_LOGS=${mode} at Port's rate limit: ${BURST_WARMUP_RUNS} warm-up runs, ${BURST_RUNS} runs at once…`);
+      bursts.push(await benchBurst({ ...bench, port: ports.limited }, mode));
+    }
+    console.log(manyHostsMessage);
+    const manyHosts = await benchManyHosts(bench);
+    console.log('');
+    printTable([...mainRows(main, oneInFlight, bench), ...farPortRows(far, main), ...bursts.flatMap(burstRows), ...manyHostsRows(manyHosts)]);
+    printLoad(main.throughput.load);
+    if (main.profile !== undefined) printProfile(main.profile);
   }
-  console.log('');
-  printTable([...mainRows(main, oneInFlight, bench), ...farPortRows(far, main), ...bursts.flatMap(burstRows)]);
-  printLoad(main.throughput.load);
-  if (main.profile !== undefined) printProfile(main.profile);
 } catch (error) {
   console.error(`\nThe benchmark could not run: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
   process.exitCode = 1;

@@ -3,6 +3,9 @@
  * requests to a host at once, and a circuit breaker that stops sending to a host that keeps
  * failing — after `failureThreshold` failures in a row it refuses at once for a cool-down that
  * doubles while the host stays down, then lets one probe through.
+ *
+ * It keeps state for the hosts in use, not for every host ever seen: a mapping that builds the URL
+ * from the run (a host per tenant) reaches thousands of hosts, and the state of each would stay.
  */
 import { createSemaphore } from '../concurrency/semaphore.js';
 import type { Semaphore } from '../concurrency/semaphore.js';
@@ -12,6 +15,11 @@ export interface HostGuardOptions {
   failureThreshold?: number;
   initialCooldownMs?: number;
   maxCooldownMs?: number;
+  /**
+   * A host unused this long, its circuit closed and nothing in flight or waiting, is forgotten
+   * (checked at most once per this period, so it goes between one and two periods after its last use).
+   */
+  forgetIdleAfterMs?: number;
   now?: () => number;
 }
 
@@ -20,11 +28,21 @@ export type HostEntry = { kind: 'entered'; leave: (succeeded: boolean) => void }
 export interface HostGuard {
   /** Waits for a slot on the host, or says its circuit is open. `leave` reports how it went. */
   enter(host: string): Promise<HostEntry>;
+  /** Hosts the guard keeps state for now. */
+  readonly hostCount: number;
 }
 
 const DEFAULT_FAILURE_THRESHOLD = 5;
 const DEFAULT_INITIAL_COOLDOWN_MS = 5_000;
 const DEFAULT_MAX_COOLDOWN_MS = 60_000;
+/**
+ * Forgetting a host with a closed circuit loses only a failure count below the threshold (an open
+ * or half-open circuit is never forgotten: that would reset the breaker). 5 minutes is well past
+ * the longest wait between two attempts at one host (a Retry-After is followed up to 60 s, the
+ * cool-down grows to 60 s), so a host that fails run after run keeps its count; a host a tenant
+ * no longer uses costs nothing after it.
+ */
+export const IDLE_HOST_FORGET_AFTER_MS = 5 * 60_000;
 
 interface HostState {
   slots: Semaphore;
@@ -33,22 +51,46 @@ interface HostState {
   openUntilMs: number;
   cooldownMs: number;
   isProbing: boolean;
+  lastUsedMs: number;
 }
 
 export function createHostGuard(options: HostGuardOptions): HostGuard {
   const failureThreshold = options.failureThreshold ?? DEFAULT_FAILURE_THRESHOLD;
   const initialCooldownMs = options.initialCooldownMs ?? DEFAULT_INITIAL_COOLDOWN_MS;
   const maxCooldownMs = options.maxCooldownMs ?? DEFAULT_MAX_COOLDOWN_MS;
+  const forgetIdleAfterMs = options.forgetIdleAfterMs ?? IDLE_HOST_FORGET_AFTER_MS;
+  if (!Number.isFinite(forgetIdleAfterMs) || forgetIdleAfterMs <= 0) {
+    throw new RangeError(`Expected \`forgetIdleAfterMs\` to be a positive number of milliseconds (actual: ${forgetIdleAfterMs})`);
+  }
   const now = options.now ?? Date.now;
   const hosts = new Map<string, HostState>();
+  let lastSweepMs = now();
 
-  function stateOf(host: string): HostState {
+  function stateOf(host: string, nowMs: number): HostState {
     let state = hosts.get(host);
     if (!state) {
-      state = { slots: createSemaphore(options.perHostLimit), consecutiveFailures: 0, openUntilMs: 0, cooldownMs: initialCooldownMs, isProbing: false };
+      state = { slots: createSemaphore(options.perHostLimit), consecutiveFailures: 0, openUntilMs: 0, cooldownMs: initialCooldownMs, isProbing: false, lastUsedMs: nowMs };
       hosts.set(host, state);
     }
     return state;
+  }
+
+  function isForgettable(state: HostState, nowMs: number): boolean {
+    const isCircuitClosed = state.consecutiveFailures < failureThreshold;
+    return isCircuitClosed && state.slots.active === 0 && state.slots.waiting === 0 && nowMs - state.lastUsedMs >= forgetIdleAfterMs;
+  }
+
+  /**
+   * One pass over the hosts at most once per `forgetIdleAfterMs` (or when the clock went back),
+   * from `enter`: each host is looked at once per period, not on every call, and no timer is left
+   * to stop.
+   */
+  function sweepIfDue(nowMs: number): void {
+    if (nowMs - lastSweepMs < forgetIdleAfterMs && nowMs >= lastSweepMs) return;
+    lastSweepMs = nowMs;
+    for (const [host, state] of hosts) {
+      if (isForgettable(state, nowMs)) hosts.delete(host);
+    }
   }
 
   function record(state: HostState, succeeded: boolean, wasProbe: boolean): void {
@@ -67,7 +109,10 @@ export function createHostGuard(options: HostGuardOptions): HostGuard {
 
   return {
     async enter(host) {
-      const state = stateOf(host);
+      const nowMs = now();
+      sweepIfDue(nowMs);
+      const state = stateOf(host, nowMs);
+      state.lastUsedMs = nowMs;
       const isTripped = state.consecutiveFailures >= failureThreshold;
       if (isTripped && (now() < state.openUntilMs || state.isProbing)) {
         return { kind: 'open', retryInMs: Math.max(0, state.openUntilMs - now()) };
@@ -80,9 +125,13 @@ export function createHostGuard(options: HostGuardOptions): HostGuard {
         kind: 'entered',
         leave: (succeeded) => {
           release();
+          state.lastUsedMs = now();
           record(state, succeeded, isProbe);
         },
       };
+    },
+    get hostCount() {
+      return hosts.size;
     },
   };
 }

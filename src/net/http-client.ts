@@ -23,6 +23,24 @@ import type { ProxySettings } from './proxy-routing.js';
 /** Responses larger than this are cut off: a runaway service must not exhaust the agent's memory. */
 export const MAX_RESPONSE_BYTES = 10 * 1024 * 1024;
 const MAX_REDIRECTS = 5;
+/**
+ * A keep-alive connection to an internal service idle this long is closed. Without a limit every
+ * host ever called kept its sockets for good, each holding 20-40 KB of the agent's heap (the
+ * socket, and the first request axios made on it, which Node's agent keeps with the socket's
+ * options): a mapping that sends each tenant's runs to a host of its own grew the agent by hundreds
+ * of MB. With it, open idle sockets are those of the last 2 s of runs. 2 s keeps a connection
+ * through a burst of runs and a first retry (backoff 1-2 s); a service called less often pays a new
+ * handshake per run, small beside the run's own Port calls. It is shorter than servers' idle
+ * timeouts (Node.js 5 s, AWS ALB 60 s, nginx 75 s), so the agent closes first and never sends on a
+ * connection the server is closing; a server announcing a shorter `Keep-Alive: timeout` is followed.
+ */
+export const IDLE_SOCKET_TIMEOUT_MS = 2_000;
+/**
+ * The same for {@link createHttpTransport} (the Port API): undici's own default, kept, since it is
+ * one origin and Port is far away (a new connection costs round trips). It also caps a server's
+ * `Keep-Alive: timeout` hint, which undici would otherwise follow for up to 10 minutes.
+ */
+export const TRANSPORT_IDLE_SOCKET_TIMEOUT_MS = 4_000;
 
 export interface HttpClientOptions {
   /** Verify TLS certificates (WEBHOOK_VERIFY_SSL for internal services; always for Port). */
@@ -34,6 +52,29 @@ export interface HttpClientOptions {
   proxy?: ProxySettings | undefined;
   /** The trusted CAs, built once (trust/secure-context.ts); absent: Node's defaults (which include NODE_EXTRA_CA_CERTS). */
   secureContext?: SecureContext | undefined;
+  /**
+   * Closes a keep-alive connection idle this long; default {@link IDLE_SOCKET_TIMEOUT_MS}
+   * (internal services) or {@link TRANSPORT_IDLE_SOCKET_TIMEOUT_MS} (a transport).
+   */
+  idleSocketTimeoutMs?: number | undefined;
+}
+
+/** The idle timeout to use, checked: a bad one would keep connections for good or refuse to pool. */
+function idleSocketTimeoutOf(options: HttpClientOptions, defaultMs: number): number {
+  const timeoutMs = options.idleSocketTimeoutMs ?? defaultMs;
+  if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) {
+    throw new RangeError(`Expected \`idleSocketTimeoutMs\` to be a positive number of milliseconds (actual: ${timeoutMs})`);
+  }
+  return timeoutMs;
+}
+
+/**
+ * Options of every Node.js agent of the internal-services client. `timeout` is the idle timeout of
+ * a pooled socket (Node.js destroys a free socket when it fires, and drops a host's entries once
+ * it has no socket left); a request in flight is bounded by its own timeout instead.
+ */
+function nodeAgentOptions(options: HttpClientOptions): http.AgentOptions {
+  return { keepAlive: true, maxSockets: options.maxSocketsPerHost, scheduling: 'lifo', timeout: idleSocketTimeoutOf(options, IDLE_SOCKET_TIMEOUT_MS) };
 }
 
 /** The TLS options every client adds to its connections: the shared context, when there is one. */
@@ -72,7 +113,8 @@ function routeThroughProxies(client: AxiosInstance, options: HttpClientOptions &
     let agent = agents.get(key);
     if (!agent) {
       // The trusted CAs verify an https:// proxy itself too.
-      const common = { keepAlive: true, maxSockets: options.maxSocketsPerHost, scheduling: 'lifo' as const, ...trustOptions(options) };
+      // Both extend Node's http.Agent and pool per service: idle sockets close as the direct ones do.
+      const common = { ...nodeAgentOptions(options), ...trustOptions(options) };
       agent =
         protocol === 'https:'
           ? new TlsTrustingProxyAgent(proxyUrl, common, { rejectUnauthorized: options.verifyTls, ...trustOptions(options) })
@@ -98,8 +140,8 @@ function routeThroughProxies(client: AxiosInstance, options: HttpClientOptions &
 
 export function createHttpClient(options: HttpClientOptions): AxiosInstance {
   const client = axios.create({
-    httpAgent: new http.Agent({ keepAlive: true, maxSockets: options.maxSocketsPerHost, scheduling: 'lifo' }),
-    httpsAgent: new https.Agent({ keepAlive: true, maxSockets: options.maxSocketsPerHost, scheduling: 'lifo', rejectUnauthorized: options.verifyTls, ...trustOptions(options) }),
+    httpAgent: new http.Agent(nodeAgentOptions(options)),
+    httpsAgent: new https.Agent({ ...nodeAgentOptions(options), rejectUnauthorized: options.verifyTls, ...trustOptions(options) }),
     proxy: false,
     // SPEC §6: redirects followed.
     maxRedirects: MAX_REDIRECTS,
@@ -145,7 +187,11 @@ export function createHttpTransport(baseUrl: string, options: HttpClientOptions)
   // A base URL with a path (a gateway in front of Port) keeps it in front of every call's path.
   const pathPrefix = base.pathname.replace(/\/+$/, '');
   const tls = { rejectUnauthorized: options.verifyTls, ...trustOptions(options) };
-  const agentOptions = { connections: options.maxSocketsPerHost, pipelining: 1, connect: tls };
+  const idleSocketTimeoutMs = idleSocketTimeoutOf(options, TRANSPORT_IDLE_SOCKET_TIMEOUT_MS);
+  // keepAliveMaxTimeout caps what a server's `Keep-Alive: timeout` hint may extend it to (undici's
+  // default, 10 minutes). undici's Agent drops an origin's pool once its last connection is gone
+  // (lib/dispatcher/agent.js, on `disconnect`), so no origin is kept for good either.
+  const agentOptions = { connections: options.maxSocketsPerHost, pipelining: 1, connect: tls, keepAliveTimeout: idleSocketTimeoutMs, keepAliveMaxTimeout: idleSocketTimeoutMs };
   const proxies = options.proxy && hasProxy(options.proxy) ? { ...proxiesByScheme(options.proxy), noProxy: options.proxy.noProxy } : undefined;
   // Empty strings, not undefined: undici would read the environment itself for an absent value.
   const dispatcher: Dispatcher = proxies
