@@ -12,29 +12,31 @@
  * waits for room before handing over the next one.
  */
 import { setTimeout as delay } from 'node:timers/promises';
-import { createSemaphore } from '../concurrency/semaphore.js';
 import type { Semaphore } from '../concurrency/semaphore.js';
-import { settlesWithin } from '../concurrency/settles-within.js';
-import type { RetryPolicy } from '../retry/retry-policy.js';
+import { createBackoff } from '../retry/backoff.js';
 import { describeError } from '../errors.js';
-import { isPlainObject } from '../shared/json-shape.js';
 import type { Logger } from '../log.js';
 import type { PortClient } from '../reporting/port-client.js';
 import type { Reporter, RunRef } from '../reporting/reporter.js';
-import { awaitReports } from './awaiting-reports.js';
-import { nextBackoffMs, withJitterMs } from './polling-backoff.js';
-import type { PollingBackoffSettings } from './polling-backoff.js';
+import { createInHandTracker } from './in-hand.js';
+import type { InHandPlace } from './in-hand.js';
 import { buildRunMessage, claimedRunId } from './polling-message.js';
-import type { ClaimedRunKind } from './polling-message.js';
+import { CLAIM_APIS, createClaims, POLLING_INSTALLATION_ID } from './polling-claims.js';
+import type { ClaimApi } from './polling-claims.js';
 import type { MessageHandler } from '../shared/source-message.js';
-import type { SourceStatus } from '../shared/source-status.js';
+import { createSourceActivity } from './source-activity.js';
 import type { Source } from './types.js';
 
 /** The POLLING_* settings (config.polling). */
-export interface PollingSettings extends PollingBackoffSettings {
+export interface PollingSettings {
   intervalSeconds: number;
   runsBatchSize: number;
   maxFailureDurationSeconds: number;
+  /** After failed polls: the official agent's backoff (`retry/backoff.ts`), in seconds. */
+  initialBackoffSeconds: number;
+  backoffFactor: number;
+  maxBackoffSeconds: number;
+  backoffJitterFactor: number;
 }
 
 export interface PollingSourceDeps {
@@ -60,57 +62,12 @@ export interface PollingSourceDeps {
   random?: () => number;
 }
 
-/** SPEC §8: the installation id the official agent claims runs for. */
-export const POLLING_INSTALLATION_ID = '_PORT_EXEC_AGENT';
 /** SPEC §8: the summary of a run the agent failed to process, as the reference words it. */
 export const PROCESSING_FAILED_SUMMARY = 'Agent failed to process the run';
-/** SPEC §8: claim and ack calls carry this header. */
-const RESERVED_USAGE_HEADERS = { 'x-port-reserved-usage': 'true' };
-/** A claim is tried once: the poll loop's own backoff (POLLING_*) decides when to try again. */
-const CLAIM_RETRY_POLICY: RetryPolicy = { retries: 0, minTimeoutMs: 0, maxTimeoutMs: 0, maxRetryTimeMs: 0 };
 /** Readiness: a working poller hears from Port every interval; three missed turns, or this, is too long. */
 const PORT_SILENT_MIN_MS = 60_000;
 /** Liveness: a loop that has not even tried for three of its longest pauses, or this, is stuck. */
 const LOOP_STALE_MIN_MS = 120_000;
-
-/** What differs between claiming action runs and node runs (SPEC §8). */
-interface ClaimApi {
-  kind: ClaimedRunKind;
-  /** The `topic` of the messages, for logs and the messages metric. */
-  topic: string;
-  claimPath: string;
-  claimBody(limit: number): Record<string, unknown>;
-  /** The list field of the claim's answer. */
-  listField: 'runs' | 'nodeRuns';
-  ackPath: string;
-  ackBody(runId: string): Record<string, unknown>;
-  isAcked(data: Record<string, unknown>): boolean;
-}
-
-const ACTION_RUNS: ClaimApi = {
-  kind: 'action-run',
-  topic: 'polling:action-runs',
-  claimPath: '/v1/actions/runs/claim-pending',
-  claimBody: (limit) => ({ installationId: POLLING_INSTALLATION_ID, limit, invocationMethod: 'WEBHOOK' }),
-  listField: 'runs',
-  ackPath: '/v1/actions/runs/ack',
-  // One call per run, as the reference: a refusal then concerns that run alone.
-  ackBody: (runId) => ({ runIds: [runId] }),
-  isAcked: (data) => typeof data.ackedCount === 'number' && data.ackedCount > 0,
-};
-
-const NODE_RUNS: ClaimApi = {
-  kind: 'node-run',
-  topic: 'polling:node-runs',
-  claimPath: '/v1/workflows/runs/claim-pending',
-  claimBody: (limit) => ({ installationId: POLLING_INSTALLATION_ID, limit }),
-  listField: 'nodeRuns',
-  ackPath: '/v1/workflows/runs/ack',
-  ackBody: (runId) => ({ nodeRunIdentifier: runId }),
-  isAcked: (data) => data.acked === true,
-};
-
-const route = (method: string, path: string): string => `${method} ${path}`;
 
 async function sleepUnlessAborted(ms: number, signal: AbortSignal): Promise<void> {
   await delay(ms, undefined, { signal }).catch(() => undefined);
@@ -136,55 +93,15 @@ export function createPollingSource(deps: PollingSourceDeps): Source {
   const random = deps.random ?? Math.random;
   const intervalMs = settings.intervalSeconds * 1000;
   const maxFailureMs = settings.maxFailureDurationSeconds * 1000;
-  const inHand = createSemaphore(deps.maxInHand);
-  const inFlight = new Set<Promise<void>>();
+  const inHand = createInHandTracker({ maxInHand: deps.maxInHand, awaitingReports: deps.awaitingReports, shutdownGraceMs: deps.shutdownGraceMs, logger });
   const stopping = new AbortController();
   let isStopping = false;
   let looping: Promise<void> | undefined;
-  let state: SourceStatus['state'] = 'starting';
-  let lastBrokerAnswerAtMs = now();
-  let lastAttemptAtMs = lastBrokerAnswerAtMs;
+  const activity = createSourceActivity(now);
+  const claims = createClaims({ port, runsBatchSize: settings.runsBatchSize, activity, logger });
   /** Waiting for room to hand over an acked run: busy with runs, not stuck. */
   let isWaitingForRoom = false;
   let sequence = 0;
-
-  const attempted = () => {
-    lastAttemptAtMs = now();
-  };
-  const answered = () => {
-    lastBrokerAnswerAtMs = now();
-    lastAttemptAtMs = lastBrokerAnswerAtMs;
-  };
-
-  /** The claimed runs, or why the claim failed (a failed poll). */
-  async function claim(api: ClaimApi): Promise<{ ok: true; runs: unknown[] } | { ok: false; error: string }> {
-    attempted();
-    const result = await port.call('POST', api.claimPath, route('POST', api.claimPath), api.claimBody(settings.runsBatchSize), RESERVED_USAGE_HEADERS, {
-      retryPolicy: CLAIM_RETRY_POLICY,
-    });
-    if (!result.ok) return { ok: false, error: result.error.message };
-    answered();
-    // The reference reads the list with a default: no list means nothing to do.
-    const runs = isPlainObject(result.data) ? (result.data[api.listField] ?? []) : undefined;
-    if (!Array.isArray(runs)) return { ok: false, error: `Port API ${route('POST', api.claimPath)} answered without a ${api.listField} list` };
-    return { ok: true, runs };
-  }
-
-  /** One call per run (SPEC §8); false when Port did not acknowledge it or the call failed. */
-  async function acknowledge(api: ClaimApi, runId: string): Promise<boolean> {
-    attempted();
-    const result = await port.call('PATCH', api.ackPath, route('PATCH', api.ackPath), api.ackBody(runId), RESERVED_USAGE_HEADERS);
-    if (!result.ok) {
-      logger.warn({ runId, status: result.status, err: result.error.message }, 'run skipped: acknowledging it failed');
-      return false;
-    }
-    answered();
-    if (!isPlainObject(result.data) || !api.isAcked(result.data)) {
-      logger.info({ runId }, 'run skipped: Port did not acknowledge it (another agent took it)');
-      return false;
-    }
-    return true;
-  }
 
   async function reportProcessingFailure(api: ClaimApi, runId: string, runLogger: Logger): Promise<void> {
     const run: RunRef = { kind: api.kind, runId, synchronized: false };
@@ -194,7 +111,7 @@ export function createPollingSource(deps: PollingSourceDeps): Source {
   }
 
   /** Builds the message and runs the handler; a run that cannot be processed is reported failed. */
-  async function process(api: ClaimApi, runId: string, run: unknown, offset: string, handler: MessageHandler, releaseInHand: () => void): Promise<void> {
+  async function process(api: ClaimApi, runId: string, run: unknown, offset: string, handler: MessageHandler, place: InHandPlace): Promise<void> {
     const runLogger = logger.child({ runId, topic: api.topic, offset });
     try {
       const built = buildRunMessage(api.kind, run, runId);
@@ -205,7 +122,7 @@ export function createPollingSource(deps: PollingSourceDeps): Source {
       }
       // The handler reports its own failures (a service error, a mapping error…); only a crash is left.
       const handled = await handler({ topic: api.topic, partition: 0, offset, role: 'runs', origin: 'claimed', value: Buffer.from(JSON.stringify(built.message)), traceparent: undefined });
-      await awaitReports(handled, deps.awaitingReports, releaseInHand);
+      await place.awaitReports(handled);
     } catch (error) {
       runLogger.error({ err: describeError(error), stack: error instanceof Error ? error.stack : undefined }, 'run failed: processing it failed unexpectedly');
       await reportProcessingFailure(api, runId, runLogger);
@@ -214,20 +131,16 @@ export function createPollingSource(deps: PollingSourceDeps): Source {
 
   async function handOver(api: ClaimApi, runId: string, run: unknown, handler: MessageHandler): Promise<void> {
     isWaitingForRoom = true;
-    const release = await inHand.acquire().finally(() => {
+    const place = await inHand.acquire().finally(() => {
       isWaitingForRoom = false;
     });
     sequence += 1;
-    const task: Promise<void> = process(api, runId, run, String(sequence), handler, release).finally(() => {
-      release();
-      inFlight.delete(task);
-    });
-    inFlight.add(task);
+    place.track(process(api, runId, run, String(sequence), handler, place));
   }
 
   /** Claims, acks every run, then hands the acked ones over (SPEC §8: all acks before processing). */
   async function pollKind(api: ClaimApi, handler: MessageHandler): Promise<{ ok: true; isFullBatch: boolean } | { ok: false; error: string }> {
-    const claimed = await claim(api);
+    const claimed = await claims.claim(api);
     if (!claimed.ok) return claimed;
     const { runs } = claimed;
     if (runs.length === 0) logger.debug({ kind: api.kind }, 'no pending runs');
@@ -241,37 +154,46 @@ export function createPollingSource(deps: PollingSourceDeps): Source {
         logger.warn({ kind: api.kind }, 'claimed run dropped: it has no id');
         continue;
       }
-      if (await acknowledge(api, runId)) acked.push({ runId, run });
+      if (await claims.acknowledge(api, runId)) acked.push({ runId, run });
     }
     // Acked runs are this agent's: they are handed over even while stopping.
     for (const { runId, run } of acked) await handOver(api, runId, run, handler);
     return { ok: true, isFullBatch: runs.length >= settings.runsBatchSize };
   }
 
+  /** One poll: claims each kind of run in turn; the errors of those that failed. */
+  async function pollOnce(handler: MessageHandler): Promise<{ errors: string[]; isFullBatch: boolean }> {
+    const errors: string[] = [];
+    let isFullBatch = false;
+    for (const api of CLAIM_APIS) {
+      if (isStopping) break;
+      let polled;
+      try {
+        polled = await pollKind(api, handler);
+      } catch (error) {
+        polled = { ok: false as const, error: describeError(error) };
+      }
+      if (polled.ok) isFullBatch ||= polled.isFullBatch;
+      else errors.push(polled.error);
+    }
+    return { errors, isFullBatch };
+  }
+
   /** Polls until stopped; resolves true when it gave up after too long a failure. */
   async function loop(handler: MessageHandler): Promise<boolean> {
-    let backoffMs = 0;
+    const backoff = createBackoff(
+      { initialMs: settings.initialBackoffSeconds * 1000, factor: settings.backoffFactor, maxMs: settings.maxBackoffSeconds * 1000, jitterFactor: settings.backoffJitterFactor },
+      random,
+    );
     let failingSinceMs: number | undefined;
     while (!isStopping) {
-      const errors: string[] = [];
-      let isFullBatch = false;
-      for (const api of [ACTION_RUNS, NODE_RUNS]) {
-        if (isStopping) break;
-        let polled;
-        try {
-          polled = await pollKind(api, handler);
-        } catch (error) {
-          polled = { ok: false as const, error: describeError(error) };
-        }
-        if (polled.ok) isFullBatch ||= polled.isFullBatch;
-        else errors.push(polled.error);
-      }
+      const { errors, isFullBatch } = await pollOnce(handler);
       if (isStopping) break;
       if (errors.length === 0) {
-        if (backoffMs > 0) logger.info('polling recovered');
-        backoffMs = 0;
+        if (backoff.isBackingOff) logger.info('polling recovered');
+        backoff.reset();
         failingSinceMs = undefined;
-        state = 'consuming';
+        activity.state = 'consuming';
         // A full batch means more runs are waiting: poll again at once.
         if (!isFullBatch) await sleep(intervalMs, stopping.signal);
         continue;
@@ -280,14 +202,13 @@ export function createPollingSource(deps: PollingSourceDeps): Source {
       const failingForMs = now() - failingSinceMs;
       if (failingForMs > maxFailureMs) {
         logger.error({ failingForSeconds: Math.round(failingForMs / 100) / 10, maxFailureDurationSeconds: settings.maxFailureDurationSeconds, err: errors.join('; ') }, 'polling kept failing for POLLING_MAX_FAILURE_DURATION_SECONDS; giving up');
-        state = 'stopped';
+        activity.state = 'stopped';
         return true;
       }
-      state = 'reconnecting';
-      backoffMs = nextBackoffMs(backoffMs, settings);
-      const waitMs = withJitterMs(backoffMs, settings.backoffJitterFactor, random);
+      activity.state = 'reconnecting';
+      const waitMs = backoff.failed();
       logger.warn({ err: errors.join('; '), retryInMs: Math.round(waitMs), failingForSeconds: Math.round(failingForMs / 100) / 10 }, 'polling failed; backing off');
-      attempted();
+      activity.attempted();
       await sleep(waitMs, stopping.signal);
     }
     return false;
@@ -296,7 +217,7 @@ export function createPollingSource(deps: PollingSourceDeps): Source {
   /** Waits for every run in hand, including those the loop is still handing over. */
   async function drain(): Promise<void> {
     await looping;
-    while (inFlight.size > 0) await Promise.allSettled([...inFlight]);
+    await inHand.drain();
   }
 
   return {
@@ -309,26 +230,25 @@ export function createPollingSource(deps: PollingSourceDeps): Source {
         (error: unknown) => {
           // Every poll failure is caught inside the loop; this is a defect. Stop like a give-up.
           logger.fatal({ err: describeError(error) }, 'the polling loop failed');
-          state = 'stopped';
+          activity.state = 'stopped';
           deps.onGiveUp();
         },
       );
     },
     async stop() {
       isStopping = true;
-      state = 'stopped';
+      activity.state = 'stopped';
       stopping.abort();
-      const inTime = await settlesWithin(drain(), deps.shutdownGraceMs);
-      if (!inTime) logger.warn({ graceMs: deps.shutdownGraceMs, inFlight: inFlight.size }, 'in-flight runs did not finish within the grace period; they stay in progress in Port');
+      await inHand.finishWithinGrace(drain(), 'in-flight runs did not finish within the grace period; they stay in progress in Port');
     },
     status() {
       // While waiting for room the loop is busy with runs in hand, as alive as a heartbeat.
       const busyAtMs = isWaitingForRoom ? now() : undefined;
       return {
-        state,
-        lastBrokerAnswerAtMs: busyAtMs ?? lastBrokerAnswerAtMs,
-        lastAttemptAtMs: busyAtMs ?? lastAttemptAtMs,
-        messagesInHand: inFlight.size,
+        state: activity.state,
+        lastBrokerAnswerAtMs: busyAtMs ?? activity.lastBrokerAnswerAtMs,
+        lastAttemptAtMs: busyAtMs ?? activity.lastAttemptAtMs,
+        messagesInHand: inHand.count,
         lag: [],
       };
     },
