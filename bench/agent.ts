@@ -93,6 +93,7 @@ const BURST_RUN_LOGS_MODES = ['all', 'minimal'] as const;
 const MANY_HOSTS_STEP = 2_000;
 const MANY_HOSTS_TOTAL = 14_000;
 const MANY_HOSTS_SCENARIO = 'many-hosts';
+const ONE_HOST_ADDRESS = '127.0.0.1';
 const BYTES_PER_MB = 1_000_000;
 const PROFILE_TOP_ENTRIES = 12;
 const STDERR_TAIL_CHARS = 2_000;
@@ -531,9 +532,14 @@ async function benchBurst(bench: Bench, mode: BurstResult['mode']): Promise<Burs
   return result;
 }
 
-/** RSS of the agent after each step of `MANY_HOSTS_STEP` new hosts. */
+/**
+ * RSS of the agent after each step of `MANY_HOSTS_STEP` runs: each to a new host, and (a control
+ * on a fresh agent) the same runs all to one host, which shows how much of the growth is V8
+ * sizing its heap to the load rather than anything kept per host.
+ */
 interface ManyHostsResult {
   rssBytesBySteps: number[];
+  oneHostRssBytesBySteps: number[];
 }
 
 /** The agent's resident set size now (`VmRSS`), in bytes. */
@@ -559,25 +565,32 @@ async function startManyHostsService(): Promise<{ server: Server; port: number }
   return { server, port: (server.address() as AddressInfo).port };
 }
 
-/** Synchronous runs on a fresh agent, each to a host never used before, `MANY_HOSTS_STEP` at a time. */
+/** Synchronous runs on a fresh agent, the i-th to `addressOf(i)`, `MANY_HOSTS_STEP` at a time. */
+async function rssByStepsOfRunsTo(bench: Bench, service: { port: number }, addressOf: (index: number) => string): Promise<number[]> {
+  const { result } = await withWarmAgent(bench, mainAgentEnv(), async (agent) => {
+    const rssBytesBySteps: number[] = [];
+    for (let first = 0; first < MANY_HOSTS_TOTAL; first += MANY_HOSTS_STEP) {
+      const runs: BenchRun[] = Array.from({ length: MANY_HOSTS_STEP }, (_, offset) => {
+        const runId = `r_${agent.setup.orgId}_host_${first + offset}`;
+        const url = `http://${addressOf(first + offset)}:${service.port}/deploy`;
+        return { runId, message: { value: signed(actionRunMessage({ runId, url, synchronized: true }), bench.port.clientSecret), partition: PARTITION } };
+      });
+      await produceInBatches(bench.broker.brokers, agent.setup.runsTopic, runs);
+      await waitForStatusReports(bench, agent, runs.map((run) => run.runId), `runs to hosts ${first + 1}-${first + MANY_HOSTS_STEP}`);
+      rssBytesBySteps.push(residentBytes(agent.pid));
+    }
+    return rssBytesBySteps;
+  });
+  return result;
+}
+
+/** Runs each to a host never used before, then the same runs to one host on a fresh agent. */
 async function benchManyHosts(bench: Bench): Promise<ManyHostsResult> {
   const service = await startManyHostsService();
   try {
-    const { result } = await withWarmAgent(bench, mainAgentEnv(), async (agent) => {
-      const rssBytesBySteps: number[] = [];
-      for (let first = 0; first < MANY_HOSTS_TOTAL; first += MANY_HOSTS_STEP) {
-        const runs: BenchRun[] = Array.from({ length: MANY_HOSTS_STEP }, (_, offset) => {
-          const runId = `r_${agent.setup.orgId}_host_${first + offset}`;
-          const url = `http://${loopbackAddress(first + offset)}:${service.port}/deploy`;
-          return { runId, message: { value: signed(actionRunMessage({ runId, url, synchronized: true }), bench.port.clientSecret), partition: PARTITION } };
-        });
-        await produceInBatches(bench.broker.brokers, agent.setup.runsTopic, runs);
-        await waitForStatusReports(bench, agent, runs.map((run) => run.runId), `runs to hosts ${first + 1}-${first + MANY_HOSTS_STEP}`);
-        rssBytesBySteps.push(residentBytes(agent.pid));
-      }
-      return { rssBytesBySteps };
-    });
-    return result;
+    const rssBytesBySteps = await rssByStepsOfRunsTo(bench, service, loopbackAddress);
+    const oneHostRssBytesBySteps = await rssByStepsOfRunsTo(bench, service, () => ONE_HOST_ADDRESS);
+    return { rssBytesBySteps, oneHostRssBytesBySteps };
   } finally {
     service.server.closeAllConnections();
     await new Promise<void>((resolve) => service.server.close(() => resolve()));
@@ -727,23 +740,33 @@ function burstRows(burst: BurstResult): Row[] {
   ];
 }
 
+const megabytes = (bytes: number): string => `${formatNumber(bytes / BYTES_PER_MB, 1)} MB`;
+
 function manyHostsRows(manyHosts: ManyHostsResult): Row[] {
   const first = manyHosts.rssBytesBySteps[0] ?? Number.NaN;
   const last = manyHosts.rssBytesBySteps.at(-1) ?? Number.NaN;
   const ratio = last / first;
-  const steps = manyHosts.rssBytesBySteps.map((bytes) => formatNumber(bytes / BYTES_PER_MB, 0)).join(', ');
+  const steps = (bytesBySteps: number[]): string => bytesBySteps.map((bytes) => formatNumber(bytes / BYTES_PER_MB, 0)).join(', ');
+  const oneHostFirst = manyHosts.oneHostRssBytesBySteps[0] ?? Number.NaN;
+  const oneHostLast = manyHosts.oneHostRssBytesBySteps.at(-1) ?? Number.NaN;
   return [
     {
       figure: `agent RSS after ${formatNumber(MANY_HOSTS_STEP, 0)} distinct hosts (sync runs, idle connections kept by the service)`,
-      measured: `${formatNumber(first / BYTES_PER_MB, 1)} MB`,
+      measured: megabytes(first),
       goal: '—',
       isPass: undefined,
     },
     {
-      figure: `agent RSS after ${formatNumber(MANY_HOSTS_TOTAL, 0)} distinct hosts (every ${formatNumber(MANY_HOSTS_STEP, 0)}: ${steps} MB)`,
-      measured: `${formatNumber(last / BYTES_PER_MB, 1)} MB (${formatNumber(ratio, 2)}×)`,
+      figure: `agent RSS after ${formatNumber(MANY_HOSTS_TOTAL, 0)} distinct hosts (every ${formatNumber(MANY_HOSTS_STEP, 0)}: ${steps(manyHosts.rssBytesBySteps)} MB)`,
+      measured: `${megabytes(last)} (${formatNumber(ratio, 2)}×)`,
       goal: `≤ ${GOALS.manyHostsMaxRssRatio}× the RSS after ${formatNumber(MANY_HOSTS_STEP, 0)}`,
       isPass: ratio <= GOALS.manyHostsMaxRssRatio,
+    },
+    {
+      figure: `control: the same runs all to one host, RSS after ${formatNumber(MANY_HOSTS_STEP, 0)} and ${formatNumber(MANY_HOSTS_TOTAL, 0)} (every ${formatNumber(MANY_HOSTS_STEP, 0)}: ${steps(manyHosts.oneHostRssBytesBySteps)} MB)`,
+      measured: `${megabytes(oneHostFirst)} → ${megabytes(oneHostLast)} (${formatNumber(oneHostLast / oneHostFirst, 2)}×)`,
+      goal: '—',
+      isPass: undefined,
     },
   ];
 }
@@ -849,7 +872,7 @@ if (profileDirectory !== undefined) mkdirSync(profileDirectory, { recursive: tru
 printHeader();
 const ports = await startPorts();
 const bench = await startBench(ports);
-const manyHostsMessage = `agent sending ${formatNumber(MANY_HOSTS_TOTAL, 0)} sync runs, each to a new host, ${formatNumber(MANY_HOSTS_STEP, 0)} at a time…`;
+const manyHostsMessage = `agent sending ${formatNumber(MANY_HOSTS_TOTAL, 0)} sync runs, each to a new host, ${formatNumber(MANY_HOSTS_STEP, 0)} at a time; then a fresh agent the same runs to one host…`;
 try {
   if (process.env.BENCH_AGENT_SCENARIO === MANY_HOSTS_SCENARIO) {
     console.log(`\n${manyHostsMessage}`);
