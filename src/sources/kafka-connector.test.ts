@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
 import { describe, it } from 'node:test';
 import kafkajs from 'kafkajs';
 import { AgentError } from '../errors.js';
-import { createLogger } from '../log.js';
+import { capturingLogger } from '../../test/support/log-lines.js';
 import { kafkaSecurity } from '../config/kafka-security.js';
 import type { KafkaCredentials } from './kafka-client-config.js';
 import { createKafkaConnector, isAuthenticationFailure } from './kafka-connector.js';
@@ -11,17 +10,6 @@ import { createKafkaConnector, isAuthenticationFailure } from './kafka-connector
 const PASSWORD = 'first-pa55word';
 const ROTATED_PASSWORD = 'rotated-pa55word';
 const SASL_SSL = kafkaSecurity({ securityProtocol: 'SASL_SSL', authenticationMechanism: 'SCRAM-SHA-512', useLocalPortInstance: false });
-
-function capturingLogger() {
-  const text: string[] = [];
-  const destination = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      text.push(chunk.toString('utf8'));
-      done();
-    },
-  });
-  return { logger: createLogger({ level: 'trace', destination }), output: () => text.join('') };
-}
 
 /** Credentials handed out in turn, one per fetch, counting the fetches. */
 function credentialsInTurn(...answers: (KafkaCredentials | Error)[]) {
@@ -39,9 +27,9 @@ function credentialsInTurn(...answers: (KafkaCredentials | Error)[]) {
 }
 
 function connectorWith(credentials: () => Promise<KafkaCredentials>) {
-  const { logger, output } = capturingLogger();
+  const { logger, lines, text } = capturingLogger('trace');
   const connector = createKafkaConnector({ security: SASL_SSL, credentials, clientId: 'port-agent', logLevel: kafkajs.logLevel.NOTHING, logger });
-  return { connector, output };
+  return { connector, lines, output: text };
 }
 
 describe('Kafka connector', () => {
@@ -56,16 +44,13 @@ describe('Kafka connector', () => {
 
   it('builds a new client from credentials fetched again after renew()', async () => {
     const port = credentialsInTurn({ brokers: ['b1:9096'], username: 'user', password: PASSWORD }, { brokers: ['b2:9096'], username: 'user', password: ROTATED_PASSWORD });
-    const { connector, output } = connectorWith(port.fetch);
+    const { connector, lines, output } = connectorWith(port.fetch);
     const first = await connector.client();
     connector.renew();
     const second = await connector.client();
     assert.notEqual(second, first);
     assert.equal(port.fetches(), 2);
-    const configured = output()
-      .split('\n')
-      .filter((line) => line.includes('Kafka client configured'))
-      .map((line) => JSON.parse(line) as { generation: number; brokers: string[]; saslMechanism: string; tls: boolean });
+    const configured = lines.filter((line) => line.msg === 'Kafka client configured') as { generation: number; brokers: string[]; saslMechanism: string; tls: boolean }[];
     assert.deepEqual(
       configured.map(({ generation, brokers, saslMechanism, tls }) => ({ generation, brokers, saslMechanism, tls })),
       [

@@ -1,28 +1,11 @@
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { logLevel } from 'kafkajs';
 import type { LogEntry } from 'kafkajs';
-import { createLogger } from '../log.js';
+import { capturingLogger } from '../../test/support/log-lines.js';
 import { kafkaLogCreator, kafkaLogLevel, sanitizeKafkaLog } from './kafka-log.js';
 
 const PASSWORD = 's3cr3t-Kafka-pa55';
-
-function capture() {
-  const lines: Record<string, unknown>[] = [];
-  const raw: string[] = [];
-  const destination = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString('utf8').split('\n')) {
-        if (line.trim() === '') continue;
-        raw.push(line);
-        lines.push(JSON.parse(line) as Record<string, unknown>);
-      }
-      done();
-    },
-  });
-  return { logger: createLogger({ level: 'trace', destination }), lines, raw };
-}
 
 function entry(level: logLevel, log: Record<string, unknown>): LogEntry {
   return { namespace: 'Connection', level, label: 'ERROR', log: { timestamp: '2024-01-01T00:00:00.000Z', message: 'm', ...log } };
@@ -30,7 +13,7 @@ function entry(level: logLevel, log: Record<string, unknown>): LogEntry {
 
 describe('kafkajs log lines', () => {
   it('never carries SASL options, TLS options or password fields, at any depth', () => {
-    const { logger, raw, lines } = capture();
+    const { logger, raw, lines } = capturingLogger('trace');
     const log = kafkaLogCreator(logger, { secrets: [PASSWORD] })(logLevel.DEBUG);
     log(
       entry(logLevel.ERROR, {
@@ -51,7 +34,7 @@ describe('kafkajs log lines', () => {
   });
 
   it('cuts the password out of the message, error texts and stacks', () => {
-    const { logger, raw } = capture();
+    const { logger, raw } = capturingLogger('trace');
     const log = kafkaLogCreator(logger, { secrets: [PASSWORD] })(logLevel.DEBUG);
     log(entry(logLevel.ERROR, { message: `SASL PLAIN authentication failed for ${PASSWORD}`, error: `bad ${PASSWORD}`, stack: `Error: ${PASSWORD}\n    at x`, cause: new Error(`inner ${PASSWORD}`) }));
     log(entry(logLevel.WARN, { message: 'warn', list: [PASSWORD, `x${PASSWORD}x`] }));
@@ -63,7 +46,7 @@ describe('kafkajs log lines', () => {
   });
 
   it('maps kafkajs levels one quieter and drops kafkajs timestamp and logger fields', () => {
-    const { logger, lines } = capture();
+    const { logger, lines } = capturingLogger('trace');
     const log = kafkaLogCreator(logger)(logLevel.DEBUG);
     for (const level of [logLevel.ERROR, logLevel.WARN, logLevel.INFO, logLevel.DEBUG]) log(entry(level, { logger: 'kafkajs' }));
     assert.deepEqual(

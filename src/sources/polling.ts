@@ -9,35 +9,25 @@
  * app/consumers/http_polling_consumer.py).
  *
  * Runs are handled concurrently, as on the Kafka path: up to `maxInHand` at once, and the loop
- * waits for room before handing over the next one.
+ * waits for room before handing over the next one. The parts: `polling-loop.ts` (each poll, the
+ * pause after it), `polling-schedule.ts` (what to do after a poll), `polling-claims.ts` (claims and
+ * acks), `polling-hand-over.ts` (an acked run to the handler), `in-hand.ts` (the runs held, the drain).
  */
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Semaphore } from '../concurrency/semaphore.js';
-import { createBackoff } from '../retry/backoff.js';
 import { describeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { PortClient } from '../reporting/port-client.js';
-import type { Reporter, RunRef } from '../reporting/reporter.js';
+import type { Reporter } from '../reporting/reporter.js';
 import { createInHandTracker } from './in-hand.js';
-import type { InHandPlace } from './in-hand.js';
-import { buildRunMessage, claimedRunId } from './polling-message.js';
-import { CLAIM_APIS, createClaims, POLLING_INSTALLATION_ID } from './polling-claims.js';
-import type { ClaimApi } from './polling-claims.js';
-import type { MessageHandler } from '../shared/source-message.js';
+import { createClaims, POLLING_INSTALLATION_ID } from './polling-claims.js';
+import { createHandOver } from './polling-hand-over.js';
+import { runPollingLoop } from './polling-loop.js';
+import type { PollingSettings } from './polling-schedule.js';
 import { createSourceActivity } from './source-activity.js';
 import type { Source } from './types.js';
 
-/** The POLLING_* settings (config.polling). */
-export interface PollingSettings {
-  intervalSeconds: number;
-  runsBatchSize: number;
-  maxFailureDurationSeconds: number;
-  /** After failed polls: the official agent's backoff (`retry/backoff.ts`), in seconds. */
-  initialBackoffSeconds: number;
-  backoffFactor: number;
-  maxBackoffSeconds: number;
-  backoffJitterFactor: number;
-}
+export type { PollingSettings } from './polling-schedule.js';
 
 export interface PollingSourceDeps {
   port: PortClient;
@@ -62,8 +52,6 @@ export interface PollingSourceDeps {
   random?: () => number;
 }
 
-/** SPEC §8: the summary of a run the agent failed to process, as the reference words it. */
-export const PROCESSING_FAILED_SUMMARY = 'Agent failed to process the run';
 /** Readiness: a working poller hears from Port every interval; three missed turns, or this, is too long. */
 const PORT_SILENT_MIN_MS = 60_000;
 /** Liveness: a loop that has not even tried for three of its longest pauses, or this, is stuck. */
@@ -89,130 +77,25 @@ export function pollingProbeWindows(settings: PollingSettings): { consumerStaleA
 export function createPollingSource(deps: PollingSourceDeps): Source {
   const { port, settings, logger } = deps;
   const now = deps.now ?? Date.now;
-  const sleep = deps.sleep ?? sleepUnlessAborted;
-  const random = deps.random ?? Math.random;
-  const intervalMs = settings.intervalSeconds * 1000;
-  const maxFailureMs = settings.maxFailureDurationSeconds * 1000;
   const inHand = createInHandTracker({ maxInHand: deps.maxInHand, awaitingReports: deps.awaitingReports, shutdownGraceMs: deps.shutdownGraceMs, logger });
   const stopping = new AbortController();
   let isStopping = false;
   let looping: Promise<void> | undefined;
   const activity = createSourceActivity(now);
   const claims = createClaims({ port, runsBatchSize: settings.runsBatchSize, activity, logger });
-  /** Waiting for room to hand over an acked run: busy with runs, not stuck. */
-  let isWaitingForRoom = false;
-  let sequence = 0;
-
-  async function reportProcessingFailure(api: ClaimApi, runId: string, runLogger: Logger): Promise<void> {
-    const run: RunRef = { kind: api.kind, runId, synchronized: false };
-    const reports = deps.reporter.open(run, runLogger);
-    reports.failed(PROCESSING_FAILED_SUMMARY);
-    await reports.settled();
-  }
-
-  /** Builds the message and runs the handler; a run that cannot be processed is reported failed. */
-  async function process(api: ClaimApi, runId: string, run: unknown, offset: string, handler: MessageHandler, place: InHandPlace): Promise<void> {
-    const runLogger = logger.child({ runId, topic: api.topic, offset });
-    try {
-      const built = buildRunMessage(api.kind, run, runId);
-      if (!built.ok) {
-        runLogger.error({ reason: built.reason }, 'run failed: the claimed run cannot be processed');
-        await reportProcessingFailure(api, runId, runLogger);
-        return;
-      }
-      // The handler reports its own failures (a service error, a mapping error…); only a crash is left.
-      const handled = await handler({ topic: api.topic, partition: 0, offset, role: 'runs', origin: 'claimed', value: Buffer.from(JSON.stringify(built.message)), traceparent: undefined });
-      await place.awaitReports(handled);
-    } catch (error) {
-      runLogger.error({ err: describeError(error), stack: error instanceof Error ? error.stack : undefined }, 'run failed: processing it failed unexpectedly');
-      await reportProcessingFailure(api, runId, runLogger);
-    }
-  }
-
-  async function handOver(api: ClaimApi, runId: string, run: unknown, handler: MessageHandler): Promise<void> {
-    isWaitingForRoom = true;
-    const place = await inHand.acquire().finally(() => {
-      isWaitingForRoom = false;
-    });
-    sequence += 1;
-    place.track(process(api, runId, run, String(sequence), handler, place));
-  }
-
-  /** Claims, acks every run, then hands the acked ones over (SPEC §8: all acks before processing). */
-  async function pollKind(api: ClaimApi, handler: MessageHandler): Promise<{ ok: true; isFullBatch: boolean } | { ok: false; error: string }> {
-    const claimed = await claims.claim(api);
-    if (!claimed.ok) return claimed;
-    const { runs } = claimed;
-    if (runs.length === 0) logger.debug({ kind: api.kind }, 'no pending runs');
-    else logger.info({ kind: api.kind, count: runs.length }, 'runs claimed');
-    const acked: { runId: string; run: unknown }[] = [];
-    for (const run of runs) {
-      // Once stopping, unacknowledged runs are left to Port, which hands them out again.
-      if (isStopping) break;
-      const runId = claimedRunId(api.kind, run);
-      if (runId === undefined) {
-        logger.warn({ kind: api.kind }, 'claimed run dropped: it has no id');
-        continue;
-      }
-      if (await claims.acknowledge(api, runId)) acked.push({ runId, run });
-    }
-    // Acked runs are this agent's: they are handed over even while stopping.
-    for (const { runId, run } of acked) await handOver(api, runId, run, handler);
-    return { ok: true, isFullBatch: runs.length >= settings.runsBatchSize };
-  }
-
-  /** One poll: claims each kind of run in turn; the errors of those that failed. */
-  async function pollOnce(handler: MessageHandler): Promise<{ errors: string[]; isFullBatch: boolean }> {
-    const errors: string[] = [];
-    let isFullBatch = false;
-    for (const api of CLAIM_APIS) {
-      if (isStopping) break;
-      let polled;
-      try {
-        polled = await pollKind(api, handler);
-      } catch (error) {
-        polled = { ok: false as const, error: describeError(error) };
-      }
-      if (polled.ok) isFullBatch ||= polled.isFullBatch;
-      else errors.push(polled.error);
-    }
-    return { errors, isFullBatch };
-  }
-
-  /** Polls until stopped; resolves true when it gave up after too long a failure. */
-  async function loop(handler: MessageHandler): Promise<boolean> {
-    const backoff = createBackoff(
-      { initialMs: settings.initialBackoffSeconds * 1000, factor: settings.backoffFactor, maxMs: settings.maxBackoffSeconds * 1000, jitterFactor: settings.backoffJitterFactor },
-      random,
-    );
-    let failingSinceMs: number | undefined;
-    while (!isStopping) {
-      const { errors, isFullBatch } = await pollOnce(handler);
-      if (isStopping) break;
-      if (errors.length === 0) {
-        if (backoff.isBackingOff) logger.info('polling recovered');
-        backoff.reset();
-        failingSinceMs = undefined;
-        activity.state = 'consuming';
-        // A full batch means more runs are waiting: poll again at once.
-        if (!isFullBatch) await sleep(intervalMs, stopping.signal);
-        continue;
-      }
-      failingSinceMs ??= now();
-      const failingForMs = now() - failingSinceMs;
-      if (failingForMs > maxFailureMs) {
-        logger.error({ failingForSeconds: Math.round(failingForMs / 100) / 10, maxFailureDurationSeconds: settings.maxFailureDurationSeconds, err: errors.join('; ') }, 'polling kept failing for POLLING_MAX_FAILURE_DURATION_SECONDS; giving up');
-        activity.state = 'stopped';
-        return true;
-      }
-      activity.state = 'reconnecting';
-      const waitMs = backoff.failed();
-      logger.warn({ err: errors.join('; '), retryInMs: Math.round(waitMs), failingForSeconds: Math.round(failingForMs / 100) / 10 }, 'polling failed; backing off');
-      activity.attempted();
-      await sleep(waitMs, stopping.signal);
-    }
-    return false;
-  }
+  const handOver = createHandOver({ inHand, reporter: deps.reporter, logger });
+  const loopDeps = {
+    claims,
+    handOver,
+    settings,
+    activity,
+    logger,
+    now,
+    signal: stopping.signal,
+    isStopping: () => isStopping,
+    sleep: deps.sleep ?? sleepUnlessAborted,
+    random: deps.random ?? Math.random,
+  };
 
   /** Waits for every run in hand, including those the loop is still handing over. */
   async function drain(): Promise<void> {
@@ -223,7 +106,7 @@ export function createPollingSource(deps: PollingSourceDeps): Source {
   return {
     async start(handler) {
       logger.info({ intervalSeconds: settings.intervalSeconds, batchSize: settings.runsBatchSize, installationId: POLLING_INSTALLATION_ID }, 'polling Port for runs');
-      looping = loop(handler).then(
+      looping = runPollingLoop(loopDeps, handler).then(
         (hasGivenUp) => {
           if (hasGivenUp) deps.onGiveUp();
         },
@@ -243,7 +126,7 @@ export function createPollingSource(deps: PollingSourceDeps): Source {
     },
     status() {
       // While waiting for room the loop is busy with runs in hand, as alive as a heartbeat.
-      const busyAtMs = isWaitingForRoom ? now() : undefined;
+      const busyAtMs = handOver.isWaitingForRoom ? now() : undefined;
       return {
         state: activity.state,
         lastBrokerAnswerAtMs: busyAtMs ?? activity.lastBrokerAnswerAtMs,
