@@ -25,7 +25,7 @@
  * the reference ones). An `AGENT_MAX_IN_FLIGHT` in the environment is passed to the main agent.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -47,7 +47,7 @@ import { agentSetup, startConsumingAgent } from '../test/support/harness.js';
 import type { AgentSetup } from '../test/support/harness.js';
 import { readProfileOf, summarizeProfile } from './cpu-profile.js';
 import type { MonotonicWindowUs, ProfileSummary } from './cpu-profile.js';
-import { cpuTimeMs, peakRssBytes } from './proc-stats.js';
+import { cpuTimeMs, peakRssBytes, residentBytes } from './proc-stats.js';
 
 const COMMAND = 'npm run bench';
 const TARGET_LATENCY_MS = 100;
@@ -540,13 +540,6 @@ async function benchBurst(bench: Bench, mode: BurstResult['mode']): Promise<Burs
 interface ManyHostsResult {
   rssBytesBySteps: number[];
   oneHostRssBytesBySteps: number[];
-}
-
-/** The agent's resident set size now (`VmRSS`), in bytes. */
-function residentBytes(pid: number): number {
-  const kibibytes = /^VmRSS:\s+(\d+)\s+kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
-  if (kibibytes === undefined) throw new Error(`No VmRSS line in /proc/${pid}/status`);
-  return Number(kibibytes) * 1024;
 }
 
 /** A distinct loopback address for each index: 127.x.y.z, z from 1 to 254 (Linux routes 127.0.0.0/8 to loopback). */

@@ -32,10 +32,20 @@ export function cpuTimeMs(pid: number): number {
   return (ticks * 1000) / CLOCK_TICKS_PER_SECOND;
 }
 
+/** A `/proc/<pid>/status` size line (`VmRSS`, `VmHWM`), in bytes. */
+function statusBytes(pid: number, field: 'VmRSS' | 'VmHWM'): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kibibytes = new RegExp(`^${field}:\\s+(\\d+)\\s+kB$`, 'm').exec(status)?.[1];
+  if (kibibytes === undefined) throw new Error(`No ${field} line in /proc/${pid}/status`);
+  return Number(kibibytes) * 1024;
+}
+
 /** The highest resident set size the process has had (`VmHWM`), in bytes. */
 export function peakRssBytes(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kibibytes = /^VmHWM:\s+(\d+)\s+kB$/m.exec(status)?.[1];
-  if (kibibytes === undefined) throw new Error(`No VmHWM line in /proc/${pid}/status`);
-  return Number(kibibytes) * 1024;
+  return statusBytes(pid, 'VmHWM');
+}
+
+/** The process's resident set size now (`VmRSS`), in bytes. */
+export function residentBytes(pid: number): number {
+  return statusBytes(pid, 'VmRSS');
 }

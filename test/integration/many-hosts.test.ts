@@ -7,7 +7,6 @@
  * loopback addresses, 127.x.y.z, of one service: Linux routes all of 127.0.0.0/8 to loopback).
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { Agent, ClientRequest, Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -25,6 +24,7 @@ import { startPortStandIn } from '../support/port-stand-in.js';
 import type { PortStandIn } from '../support/port-stand-in.js';
 import { waitFor } from '../support/wait.js';
 import { agentSetup, closeRealParts, startConsumingAgent } from '../support/harness.js';
+import { residentBytes } from '../../bench/proc-stats.js';
 import type { AgentSetup } from '../support/harness.js';
 
 // Short, so the test waits little; the bound on the wait is far below both the proxy's own idle
@@ -138,13 +138,6 @@ describe('idle keep-alive connections are closed', () => {
     }
   });
 });
-
-/** The agent's resident set size now (`VmRSS`), in bytes. */
-function residentBytes(pid: number): number {
-  const kibibytes = /^VmRSS:\s+(\d+)\s+kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
-  if (kibibytes === undefined) throw new Error(`No VmRSS line in /proc/${pid}/status`);
-  return Number(kibibytes) * 1024;
-}
 
 /** A distinct loopback address for each index: 127.x.y.z, z from 1 to 254. */
 function loopbackAddress(index: number): string {
