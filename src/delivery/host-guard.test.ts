@@ -43,21 +43,34 @@ describe('createHostGuard', () => {
     assert.equal(await enterAndLeave(guard, 'down:80', true), 'entered', 'closed again after a successful probe');
   });
 
-  it('forgets a host unused for a while whose circuit is closed, with its failure count', async () => {
+  it('keeps no state for a host whose last request succeeded once nothing is in flight', async () => {
+    const guard = createHostGuard({ perHostLimit: 2 });
+    const first = await guard.enter('tenant:80');
+    const second = await guard.enter('tenant:80');
+    assert.equal(guard.hostCount, 1);
+    if (first.kind === 'entered') first.leave(true);
+    assert.equal(guard.hostCount, 1, 'a request still in flight');
+    if (second.kind === 'entered') second.leave(true);
+    assert.equal(guard.hostCount, 0);
+    assert.equal(await enterAndLeave(guard, 'other:80', true), 'entered');
+    assert.equal(guard.hostCount, 0, 'thousands of hosts called once each leave nothing behind');
+  });
+
+  it('forgets a failing host unused for a while, with its failure count', async () => {
     let nowMs = 0;
     const guard = createHostGuard({ perHostLimit: 10, failureThreshold: 3, forgetIdleAfterMs: 1000, now: () => nowMs });
     await enterAndLeave(guard, 'tenant-1:80', false);
     await enterAndLeave(guard, 'tenant-1:80', false);
-    await enterAndLeave(guard, 'tenant-2:80', true);
+    await enterAndLeave(guard, 'tenant-2:80', false);
     assert.equal(guard.hostCount, 2);
     nowMs = 1000;
     await enterAndLeave(guard, 'tenant-3:80', true);
-    assert.equal(guard.hostCount, 1, 'the two idle hosts are forgotten');
+    assert.equal(guard.hostCount, 0, 'the two idle hosts are forgotten');
     assert.equal(await enterAndLeave(guard, 'tenant-1:80', false), 'entered');
     assert.equal(await enterAndLeave(guard, 'tenant-1:80', true), 'entered', 'the third failure in a row counted from zero again: still closed');
   });
 
-  it('keeps a host used within the period', async () => {
+  it('keeps a failing host used within the period', async () => {
     let nowMs = 0;
     const guard = createHostGuard({ perHostLimit: 10, failureThreshold: 3, forgetIdleAfterMs: 1000, now: () => nowMs });
     await enterAndLeave(guard, 'busy:80', false);
@@ -65,26 +78,31 @@ describe('createHostGuard', () => {
     await enterAndLeave(guard, 'busy:80', false);
     nowMs = 1000;
     await enterAndLeave(guard, 'other:80', true);
-    assert.equal(guard.hostCount, 2);
+    assert.equal(guard.hostCount, 1);
     await enterAndLeave(guard, 'busy:80', false);
     assert.equal(await enterAndLeave(guard, 'busy:80', true), 'open', 'its earlier failures still count');
   });
 
-  it('never forgets an open or half-open circuit, however long unused', async () => {
+  it('keeps an open or half-open circuit, and forgets a tripped host only once unused for the period', async () => {
     let nowMs = 0;
     const guard = createHostGuard({ perHostLimit: 10, failureThreshold: 2, initialCooldownMs: 500, forgetIdleAfterMs: 1000, now: () => nowMs });
     await enterAndLeave(guard, 'down:80', false);
     await enterAndLeave(guard, 'down:80', false);
-    nowMs = 10_000;
+    nowMs = 900;
     await enterAndLeave(guard, 'other:80', true);
-    nowMs = 20_000;
-    await enterAndLeave(guard, 'other:80', true);
-    assert.equal(guard.hostCount, 2, 'the tripped host is kept');
+    assert.equal(guard.hostCount, 1, 'the tripped host is kept within the period');
     const probe = await guard.enter('down:80');
     assert.equal(probe.kind, 'entered', 'the cool-down is over: a probe');
+    nowMs = 5000;
+    await enterAndLeave(guard, 'other:80', true);
+    assert.equal(guard.hostCount, 1, 'half-open: kept while its probe is in flight');
     assert.equal(await enterAndLeave(guard, 'down:80', true), 'open', 'half-open: only the probe goes');
     if (probe.kind === 'entered') probe.leave(false);
     assert.equal(await enterAndLeave(guard, 'down:80', true), 'open', 'the failed probe opened it again');
+    nowMs = 10_000;
+    await enterAndLeave(guard, 'other:80', true);
+    assert.equal(guard.hostCount, 0, 'unused for the period, its cool-down long over: forgotten');
+    assert.equal(await enterAndLeave(guard, 'down:80', true), 'entered');
   });
 
   it('never forgets a host with a request in flight or waiting', async () => {
@@ -94,31 +112,31 @@ describe('createHostGuard', () => {
     const waiter = guard.enter('slow:80');
     nowMs = 5000;
     await enterAndLeave(guard, 'other:80', true);
-    assert.equal(guard.hostCount, 2);
-    if (holder.kind === 'entered') holder.leave(true);
+    assert.equal(guard.hostCount, 1);
+    if (holder.kind === 'entered') holder.leave(false);
     const entered = await waiter;
     nowMs = 10_000;
     await enterAndLeave(guard, 'other:80', true);
-    assert.equal(guard.hostCount, 2, 'the waiter now holds the slot');
-    if (entered.kind === 'entered') entered.leave(true);
+    assert.equal(guard.hostCount, 1, 'the waiter now holds the slot');
+    if (entered.kind === 'entered') entered.leave(false);
     nowMs = 20_000;
     await enterAndLeave(guard, 'other:80', true);
-    assert.equal(guard.hostCount, 1);
+    assert.equal(guard.hostCount, 0);
   });
 
-  it('looks for idle hosts once per period, not on every call', async () => {
+  it('looks for idle failing hosts once per period, not on every call', async () => {
     let nowMs = 0;
     const guard = createHostGuard({ perHostLimit: 10, forgetIdleAfterMs: 1000, now: () => nowMs });
     nowMs = 500;
-    await enterAndLeave(guard, 'a:80', true);
+    await enterAndLeave(guard, 'a:80', false);
     nowMs = 1000;
-    await enterAndLeave(guard, 'b:80', true);
+    await enterAndLeave(guard, 'b:80', false);
     assert.equal(guard.hostCount, 2, 'a, idle 500 ms at this look, is kept');
     nowMs = 1600;
-    await enterAndLeave(guard, 'c:80', true);
+    await enterAndLeave(guard, 'c:80', false);
     assert.equal(guard.hostCount, 3, 'a is idle 1,100 ms, but the next look is at 2,000 ms');
     nowMs = 2000;
-    await enterAndLeave(guard, 'c:80', true);
+    await enterAndLeave(guard, 'c:80', false);
     assert.equal(guard.hostCount, 1, 'a and b are forgotten, c was just used');
   });
 

@@ -16,8 +16,9 @@ export interface HostGuardOptions {
   initialCooldownMs?: number;
   maxCooldownMs?: number;
   /**
-   * A host unused this long, its circuit closed and nothing in flight or waiting, is forgotten
-   * (checked at most once per this period, so it goes between one and two periods after its last use).
+   * A host with failures unused this long, nothing in flight or waiting, is forgotten (checked at
+   * most once per this period, so it goes between one and two periods after its last use); a
+   * host whose last request succeeded is dropped as soon as nothing is in flight.
    */
   forgetIdleAfterMs?: number;
   now?: () => number;
@@ -36,11 +37,13 @@ const DEFAULT_FAILURE_THRESHOLD = 5;
 const DEFAULT_INITIAL_COOLDOWN_MS = 5_000;
 const DEFAULT_MAX_COOLDOWN_MS = 60_000;
 /**
- * Forgetting a host with a closed circuit loses only a failure count below the threshold (an open
- * or half-open circuit is never forgotten: that would reset the breaker). 5 minutes is well past
- * the longest wait between two attempts at one host (a Retry-After is followed up to 60 s, the
- * cool-down grows to 60 s), so a host that fails run after run keeps its count; a host a tenant
- * no longer uses costs nothing after it.
+ * A host whose last request succeeded, with nothing in flight or waiting, is dropped at once: its
+ * state is that of a host never seen. A host with failures is kept this long after its last use,
+ * well past the longest wait between two attempts at one host (a Retry-After is followed up to
+ * 60 s, the cool-down grows to 60 s), so a host that fails run after run keeps its count and its
+ * open circuit. Unused this long, even a tripped host is forgotten: its cool-down is long over, so
+ * its next request would have been let through as a probe anyway, and a host a tenant no longer
+ * uses costs nothing after it.
  */
 export const IDLE_HOST_FORGET_AFTER_MS = 5 * 60_000;
 
@@ -75,9 +78,10 @@ export function createHostGuard(options: HostGuardOptions): HostGuard {
     return state;
   }
 
+  const isIdle = (state: HostState): boolean => state.slots.active === 0 && state.slots.waiting === 0 && !state.isProbing;
+
   function isForgettable(state: HostState, nowMs: number): boolean {
-    const isCircuitClosed = state.consecutiveFailures < failureThreshold;
-    return isCircuitClosed && state.slots.active === 0 && state.slots.waiting === 0 && nowMs - state.lastUsedMs >= forgetIdleAfterMs;
+    return isIdle(state) && nowMs >= state.openUntilMs && nowMs - state.lastUsedMs >= forgetIdleAfterMs;
   }
 
   /**
@@ -127,6 +131,7 @@ export function createHostGuard(options: HostGuardOptions): HostGuard {
           release();
           state.lastUsedMs = now();
           record(state, succeeded, isProbe);
+          if (state.consecutiveFailures === 0 && isIdle(state) && hosts.get(host) === state) hosts.delete(host);
         },
       };
     },
