@@ -17,6 +17,7 @@ import { HttpProxyAgent } from 'http-proxy-agent';
 import { HttpsProxyAgent } from 'https-proxy-agent';
 import { Agent, EnvHttpProxyAgent } from 'undici';
 import type { Dispatcher } from 'undici';
+import { capIdleSockets } from './idle-socket-cap.js';
 import { createProxyRouter, hasProxy, proxiesByScheme } from './proxy-routing.js';
 import type { ProxySettings } from './proxy-routing.js';
 
@@ -41,6 +42,13 @@ export const IDLE_SOCKET_TIMEOUT_MS = 2_000;
  * `Keep-Alive: timeout` hint, which undici would otherwise follow for up to 10 minutes.
  */
 export const TRANSPORT_IDLE_SOCKET_TIMEOUT_MS = 4_000;
+/**
+ * Idle keep-alive connections an internal-services agent keeps across all hosts; past it the one
+ * idle the longest closes (net/idle-socket-cap.ts). A busy host keeps its pool (a run takes the
+ * most recently idle socket); hosts called once in a while pay a new connection instead of each
+ * holding one.
+ */
+export const MAX_IDLE_SOCKETS = 256;
 
 export interface HttpClientOptions {
   /** Verify TLS certificates (WEBHOOK_VERIFY_SSL for internal services; always for Port). */
@@ -77,6 +85,20 @@ function nodeAgentOptions(options: HttpClientOptions): http.AgentOptions {
   return { keepAlive: true, maxSockets: options.maxSocketsPerHost, scheduling: 'lifo', timeout: idleSocketTimeoutOf(options, IDLE_SOCKET_TIMEOUT_MS) };
 }
 
+/** The Node.js agents each client made (direct and per proxy), for {@link closeHttpClient}. */
+const agentsOfClient = new WeakMap<AxiosInstance, http.Agent[]>();
+
+function pooledAgent<T extends http.Agent>(agents: http.Agent[], agent: T): T {
+  capIdleSockets(agent, MAX_IDLE_SOCKETS);
+  agents.push(agent);
+  return agent;
+}
+
+/** Closes every connection of a client from {@link createHttpClient}, idle or not; for after the last request. */
+export function closeHttpClient(client: AxiosInstance): void {
+  for (const agent of agentsOfClient.get(client) ?? []) agent.destroy();
+}
+
 /** The TLS options every client adds to its connections: the shared context, when there is one. */
 function trustOptions(options: HttpClientOptions): { secureContext?: SecureContext } {
   return options.secureContext ? { secureContext: options.secureContext } : {};
@@ -105,7 +127,7 @@ class TlsTrustingProxyAgent extends HttpsProxyAgent<string> {
  * clear instead of tunnelling them (CONNECT); it is turned off, and each request gets the agent of
  * its route instead: a tunnelling agent for https, an absolute-form agent for http.
  */
-function routeThroughProxies(client: AxiosInstance, options: HttpClientOptions & { proxy: ProxySettings }): void {
+function routeThroughProxies(client: AxiosInstance, options: HttpClientOptions & { proxy: ProxySettings }, pooled: http.Agent[]): void {
   const proxyFor = createProxyRouter(options.proxy);
   const agents = new Map<string, http.Agent>();
   const agentFor = (proxyUrl: string, protocol: string): http.Agent => {
@@ -115,10 +137,12 @@ function routeThroughProxies(client: AxiosInstance, options: HttpClientOptions &
       // The trusted CAs verify an https:// proxy itself too.
       // Both extend Node's http.Agent and pool per service: idle sockets close as the direct ones do.
       const common = { ...nodeAgentOptions(options), ...trustOptions(options) };
-      agent =
+      agent = pooledAgent(
+        pooled,
         protocol === 'https:'
           ? new TlsTrustingProxyAgent(proxyUrl, common, { rejectUnauthorized: options.verifyTls, ...trustOptions(options) })
-          : new HttpProxyAgent(proxyUrl, common);
+          : new HttpProxyAgent(proxyUrl, common),
+      );
       agents.set(key, agent);
     }
     return agent;
@@ -139,9 +163,10 @@ function routeThroughProxies(client: AxiosInstance, options: HttpClientOptions &
 }
 
 export function createHttpClient(options: HttpClientOptions): AxiosInstance {
+  const pooled: http.Agent[] = [];
   const client = axios.create({
-    httpAgent: new http.Agent(nodeAgentOptions(options)),
-    httpsAgent: new https.Agent({ ...nodeAgentOptions(options), rejectUnauthorized: options.verifyTls, ...trustOptions(options) }),
+    httpAgent: pooledAgent(pooled, new http.Agent(nodeAgentOptions(options))),
+    httpsAgent: pooledAgent(pooled, new https.Agent({ ...nodeAgentOptions(options), rejectUnauthorized: options.verifyTls, ...trustOptions(options) })),
     proxy: false,
     // SPEC §6: redirects followed.
     maxRedirects: MAX_REDIRECTS,
@@ -153,7 +178,8 @@ export function createHttpClient(options: HttpClientOptions): AxiosInstance {
     validateStatus: () => true,
     headers: { 'User-Agent': options.userAgent },
   });
-  if (options.proxy && hasProxy(options.proxy)) routeThroughProxies(client, { ...options, proxy: options.proxy });
+  if (options.proxy && hasProxy(options.proxy)) routeThroughProxies(client, { ...options, proxy: options.proxy }, pooled);
+  agentsOfClient.set(client, pooled);
   return client;
 }
 
