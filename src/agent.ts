@@ -4,6 +4,7 @@
  * and never exits: the process entry (main.ts) does that, and tests build the same agent here.
  */
 import type { SecureContext } from 'node:tls';
+import type { AxiosInstance } from 'axios';
 import { createSemaphore } from './concurrency/semaphore.js';
 import type { Semaphore } from './concurrency/semaphore.js';
 import { expressionEnvironment } from './config/load.js';
@@ -27,7 +28,8 @@ import { loadMappings } from './mapping/load.js';
 import type { LoadedMappings } from './mapping/load.js';
 import { createMapper } from './mapping/render.js';
 import { decryptionKey } from './message/decrypt.js';
-import { createHttpClient, createHttpTransport } from './net/http-client.js';
+import { closeHttpClient, createHttpClient, createHttpTransport } from './net/http-client.js';
+import type { HttpTransport } from './net/http-client.js';
 import { createMessageHandler } from './pipeline/handle.js';
 import { createPortBudget } from './reporting/port-budget.js';
 import type { PortBudget } from './reporting/port-budget.js';
@@ -72,7 +74,7 @@ const CONSUMER_STALE_MIN_MS = 120_000;
 export interface AgentDeps {
   /** The root logger; each stage logs through a child naming it. */
   logger: Logger;
-  /** The environment as the agent read it: what expressions may see as `env` (secrets removed). */
+  /** The environment as the agent read it (with the .env file); expressions see it with secrets removed. */
   env: Environment;
   /** Where a relative PAYLOAD_MAPPING_FILE is found. */
   workingDirectory: string;
@@ -92,7 +94,7 @@ export interface Agent {
   start(): Promise<void>;
   /** Stops taking messages, lets in-flight runs finish within the grace period, commits. Idempotent. */
   stop(): Promise<void>;
-  /** Releases the health server, the event-loop watch and the expression engine; after `stop`. */
+  /** Releases the health server, the event-loop watch, the expression engine and every connection; after `stop`. */
   close(): Promise<void>;
 }
 
@@ -122,19 +124,20 @@ function loadMappingFile(config: Config, deps: AgentDeps): LoadedMappings {
 }
 
 /** The Port API side: its budget, the client (token, retries) and the report queues. */
-function buildReporting(config: Config, secureContext: SecureContext | undefined, metrics: AgentMetrics, logger: Logger): { port: PortClient; budget: PortBudget; reporter: Reporter } {
+function buildReporting(config: Config, secureContext: SecureContext | undefined, metrics: AgentMetrics, logger: Logger): { port: PortClient; budget: PortBudget; reporter: Reporter; http: HttpTransport } {
   const portLogger = logger.child({ stage: 'port-api' });
   const http = createHttpTransport(config.port.apiBaseUrl, { verifyTls: true, userAgent: USER_AGENT, maxSocketsPerHost: PORT_API_MAX_SOCKETS, proxy: config.network, secureContext });
   const budget = createPortBudget({ maxCallsPerSecond: config.portApiMaxCallsPerSecond, logger: portLogger, metrics });
   const port = createPortClient({ metrics, budget, http, clientId: config.port.clientId, clientSecret: config.port.clientSecret, logger: portLogger });
   const reporter = createReporter({ port, budget, detailedLogging: config.detailedLogging, runLogs: config.runLogs, logger: logger.child({ stage: 'reporting' }), metrics });
-  return { port, budget, reporter };
+  return { port, budget, reporter, http };
 }
 
-/** The internal-services side: per-host limits, the allow-list, retries, signing. */
-function buildDelivery(config: Config, secureContext: SecureContext | undefined, requestSlots: Semaphore, metrics: AgentMetrics): Deliverer {
-  return createDeliverer({
-    http: createHttpClient({ verifyTls: config.webhook.verifySsl, userAgent: USER_AGENT, maxSocketsPerHost: config.webhook.maxInFlightPerHost, proxy: config.network, secureContext }),
+/** The internal-services side: per-host limits, the allow-list, retries, signing; and its HTTP client, closed last. */
+function buildDelivery(config: Config, secureContext: SecureContext | undefined, requestSlots: Semaphore, metrics: AgentMetrics): { deliverer: Deliverer; http: AxiosInstance } {
+  const http = createHttpClient({ verifyTls: config.webhook.verifySsl, userAgent: USER_AGENT, maxSocketsPerHost: config.webhook.maxInFlightPerHost, proxy: config.network, secureContext });
+  const deliverer = createDeliverer({
+    http,
     secret: config.port.clientSecret,
     timeoutMs: config.webhook.timeoutMs,
     retryPolicy: webhookRetryPolicy(config),
@@ -143,6 +146,7 @@ function buildDelivery(config: Config, secureContext: SecureContext | undefined,
     targets: createTargetPolicy(config.webhook.allowedTargets),
     metrics,
   });
+  return { deliverer, http };
 }
 
 /** The probe windows: a polling loop pauses longer than a Kafka consumer between answers. */
@@ -177,49 +181,46 @@ async function startHealth(inputs: HealthInputs): Promise<HealthServer> {
   }
 }
 
-/**
- * Builds the agent: the mapping file, the start-up checks, the clients, the stages and the health
- * server. Nothing is consumed until `start`.
- * @throws ConfigError or MappingError for a configuration that cannot start.
- */
-export async function createAgent(config: Config, deps: AgentDeps): Promise<Agent> {
-  const { logger } = deps;
-  const { mappings, compiler } = loadMappingFile(config, deps);
+/** The start-up checks, the trusted CAs logged, and what they give the clients. @throws ConfigError. */
+function checkStartup(config: Config, mappings: LoadedMappings['mappings'], logger: Logger): { key: ReturnType<typeof decryptionKey>; secureContext: SecureContext | undefined } {
   const key = decryptionKey(config.port.clientSecret);
-  let secureContext: SecureContext | undefined;
-  try {
-    // The checks `port-agent check-config` makes too: decryption key, Kafka security, CA files.
-    const trusted = startupChecks(config, mappings, key);
-    logTrustedCas(trusted, logger);
-    // One context for every TLS client: the Port API, internal services and Kafka.
-    secureContext = trustedSecureContext(trusted.ca);
-  } catch (error) {
-    compiler.close();
-    throw error;
-  }
-  const metrics = createAgentMetrics({ version: AGENT_VERSION });
-  const { port, budget, reporter } = buildReporting(config, secureContext, metrics, logger);
-  const requestSlots = createSemaphore(config.maxInFlight);
+  // The checks `port-agent check-config` makes too: decryption key, Kafka security, CA files.
+  const trusted = startupChecks(config, mappings, key);
+  logTrustedCas(trusted, logger);
+  // One context for every TLS client: the Port API, internal services and Kafka.
+  return { key, secureContext: trustedSecureContext(trusted.ca) };
+}
+
+interface HandlerParts {
+  mappings: LoadedMappings['mappings'];
+  deliverer: Deliverer;
+  reporter: Reporter;
+  metrics: AgentMetrics;
+  key: ReturnType<typeof decryptionKey>;
+  logger: Logger;
+}
+
+/** One message through the stages (message → mapping → delivery → reporting), counted by outcome. */
+function buildHandler(config: Config, parts: HandlerParts): MessageHandler {
   const handleMessage = createMessageHandler({
-    mapper: createMapper(mappings),
-    deliverer: buildDelivery(config, secureContext, requestSlots, metrics),
-    reporter,
-    logger: logger.child({ stage: 'pipeline' }),
+    mapper: createMapper(parts.mappings),
+    deliverer: parts.deliverer,
+    reporter: parts.reporter,
+    logger: parts.logger.child({ stage: 'pipeline' }),
     secret: config.port.clientSecret,
     skipUnmatchedNodeRuns: config.mapping.skipUnmatchedNodeRuns,
-    decryptionKey: key,
+    decryptionKey: parts.key,
     maxMessageAgeMs: config.maxMessageAgeMs,
     maxMessageBytes: config.maxMessageBytes,
   });
-  const handle: MessageHandler = async (message) => {
+  return async (message) => {
     const handled = await handleMessage(message);
-    metrics.messageHandled(message.topic, handled.outcome);
+    parts.metrics.messageHandled(message.topic, handled.outcome);
     return handled;
   };
-  // AGENT_MAX_PENDING_REPORTS: runs whose reports Port has not accepted yet, before fetching pauses.
-  const awaitingReports = createSemaphore(config.maxPendingReports);
-  const maxInHand = config.maxInFlight * MESSAGES_IN_HAND_PER_REQUEST;
+}
 
+function logStarting(config: Config, logger: Logger): void {
   logger.info(
     {
       orgId: config.port.orgId,
@@ -229,66 +230,114 @@ export async function createAgent(config: Config, deps: AgentDeps): Promise<Agen
     },
     'port-agent starting',
   );
+}
 
-  let source: Source | undefined;
-  let isStopping = false;
+/** The source of the configured streamer (SPEC §8, STREAMER_NAME=POLLING: no Kafka). */
+function sourceName(config: Config): string {
+  return config.streamerName === 'POLLING' ? 'the polling source' : 'the Kafka source';
+}
+
+interface RunningParts {
+  config: Config;
+  logger: Logger;
+  health: HealthServer;
+  reporter: Reporter;
+  handle: MessageHandler;
+  createSource: () => Source;
+  /** What the probes and metrics read: the source once started, and whether a stop came. */
+  state: { source: Source | undefined; isStopping: boolean };
+  /** Releases everything but the health server. */
+  release: () => Promise<void>;
+}
+
+/** Start, stop and close over the built parts. */
+function runningAgent(parts: RunningParts): Agent {
+  const { config, logger, state } = parts;
   let stopping: Promise<void> | undefined;
   let resolveStopRequested: () => void = () => undefined;
   const stopRequested = new Promise<void>((resolve) => {
     resolveStopRequested = resolve;
   });
-  const eventLoop = watchEventLoop({ intervalMs: EVENT_LOOP_WATCH_INTERVAL_MS, windowMs: EVENT_LOOP_WATCH_WINDOW_MS });
-  metrics.observe({
-    messagesInHand: () => source?.status().messagesInHand ?? 0,
-    requestsInFlight: () => requestSlots.active,
-    consumerLag: () => source?.status().lag ?? [],
-    runsAwaitingReports: () => awaitingReports.active,
-    portCallsWaiting: budget.waiting,
-  });
-  let health: HealthServer;
-  try {
-    health = await startHealth({ config, metrics, port, eventLoop, source: () => source, isStopping: () => isStopping, logger });
-  } catch (error) {
-    eventLoop.stop();
-    compiler.close();
-    throw error;
-  }
-
-  function createSource(): Source {
-    if (config.streamerName === 'POLLING') {
-      // SPEC §8, STREAMER_NAME=POLLING: no Kafka.
-      return createPollingSource({ port, reporter, settings: config.polling, shutdownGraceMs: config.shutdownGraceMs, maxInHand, awaitingReports, logger: logger.child({ stage: 'source' }), onGiveUp: deps.onGiveUp });
-    }
-    return createKafkaSourceFromConfig({ config, port, maxInHand, awaitingReports, secureContext, clientId: USER_AGENT, logger });
-  }
-
   return {
-    healthPort: health.port,
+    healthPort: parts.health.port,
     async start() {
       // A stop does not wait for the announcement: Port may not answer at all.
-      await Promise.race([reporter.announceStreamer(config.streamerName, logger), stopRequested]);
-      if (isStopping) return;
+      await Promise.race([parts.reporter.announceStreamer(config.streamerName, logger), stopRequested]);
+      if (state.isStopping) return;
       try {
-        source = createSource();
+        state.source = parts.createSource();
+        await state.source.start(parts.handle);
       } catch (error) {
-        if (!(error instanceof ConfigError)) logger.fatal({ err: describeError(error) }, 'cannot connect to Kafka');
+        // A configuration mistake gets its one line from the process entry instead.
+        if (!(error instanceof ConfigError)) logger.fatal({ err: describeError(error) }, `${sourceName(config)} could not start`);
         throw error;
       }
-      await source.start(handle).catch((error: unknown) => {
-        logger.fatal({ err: describeError(error) }, 'the Kafka source failed');
-        throw error;
-      });
     },
     stop() {
-      isStopping = true;
+      state.isStopping = true;
       resolveStopRequested();
-      stopping ??= source?.stop() ?? Promise.resolve();
+      stopping ??= state.source?.stop() ?? Promise.resolve();
       return stopping;
     },
     async close() {
-      eventLoop.stop();
-      await health.close();
-      compiler.close();
+      await parts.health.close();
+      await parts.release();
     },
   };
+}
+
+/**
+ * Builds the agent: the mapping file, the start-up checks, the clients, the stages and the health
+ * server. Nothing is consumed until `start`.
+ * @throws ConfigError or MappingError for a configuration that cannot start.
+ */
+export async function createAgent(config: Config, deps: AgentDeps): Promise<Agent> {
+  const { logger } = deps;
+  const { mappings, compiler } = loadMappingFile(config, deps);
+  let startup: ReturnType<typeof checkStartup>;
+  try {
+    startup = checkStartup(config, mappings, logger);
+  } catch (error) {
+    compiler.close();
+    throw error;
+  }
+  const { key, secureContext } = startup;
+  const metrics = createAgentMetrics({ version: AGENT_VERSION });
+  const { port, budget, reporter, http: portHttp } = buildReporting(config, secureContext, metrics, logger);
+  const requestSlots = createSemaphore(config.maxInFlight);
+  const delivery = buildDelivery(config, secureContext, requestSlots, metrics);
+  const handle = buildHandler(config, { mappings, deliverer: delivery.deliverer, reporter, metrics, key, logger });
+  // AGENT_MAX_PENDING_REPORTS: runs whose reports Port has not accepted yet, before fetching pauses.
+  const awaitingReports = createSemaphore(config.maxPendingReports);
+  const maxInHand = config.maxInFlight * MESSAGES_IN_HAND_PER_REQUEST;
+  logStarting(config, logger);
+
+  const state: RunningParts['state'] = { source: undefined, isStopping: false };
+  const eventLoop = watchEventLoop({ intervalMs: EVENT_LOOP_WATCH_INTERVAL_MS, windowMs: EVENT_LOOP_WATCH_WINDOW_MS });
+  metrics.observe({
+    messagesInHand: () => state.source?.status().messagesInHand ?? 0,
+    requestsInFlight: () => requestSlots.active,
+    consumerLag: () => state.source?.status().lag ?? [],
+    runsAwaitingReports: () => awaitingReports.active,
+    portCallsWaiting: budget.waiting,
+  });
+  const release = async (): Promise<void> => {
+    eventLoop.stop();
+    compiler.close();
+    closeHttpClient(delivery.http);
+    await portHttp.close();
+  };
+  let health: HealthServer;
+  try {
+    health = await startHealth({ config, metrics, port, eventLoop, source: () => state.source, isStopping: () => state.isStopping, logger });
+  } catch (error) {
+    await release();
+    throw error;
+  }
+
+  const createSource = (): Source =>
+    config.streamerName === 'POLLING'
+      ? createPollingSource({ port, reporter, settings: config.polling, shutdownGraceMs: config.shutdownGraceMs, maxInHand, awaitingReports, logger: logger.child({ stage: 'source' }), onGiveUp: deps.onGiveUp })
+      : createKafkaSourceFromConfig({ config, port, maxInHand, awaitingReports, secureContext, clientId: USER_AGENT, logger });
+  return runningAgent({ config, logger, health, reporter, handle, createSource, state, release });
 }

@@ -55,6 +55,11 @@ describe('createAgent builds the agent the port-agent command runs', () => {
       await agent.stop();
       await agent.close();
     }
+    // Closed by `close`, not left to the idle timeouts (2 s for services, 4 s for Port).
+    await waitFor(async () => (await port.openConnections()) + (await target.openConnections()) === 0, {
+      timeoutMs: 1_000,
+      description: 'the agent closed its connections to Port and the service',
+    });
     assert.equal(gaveUp, false);
     const messages = logs.lines.map((line) => line.msg);
     for (const expected of ['payload mapping loaded', 'port-agent starting', 'health server listening', 'joined the consumer group', 'request delivered']) {

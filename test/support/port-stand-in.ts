@@ -185,6 +185,8 @@ export interface PortStandIn {
   expireTokens(): void;
   setKafkaCredentials(credentials: KafkaCredentials): void;
   setAckAnswers(answers: { actionRun?: ActionRunAckAnswer; nodeRun?: NodeRunAckAnswer }): void;
+  /** Connections open to it now (a client's idle keep-alive connections count). */
+  openConnections(): Promise<number>;
   /** Stops the server, dropping delayed answers and ending hanging calls and open connections. */
   close(): Promise<void>;
 }
@@ -678,6 +680,7 @@ export async function startPortStandIn(options: PortStandInOptions = {}): Promis
       actionRunAck = answers.actionRun ?? actionRunAck;
       nodeRunAck = answers.nodeRun ?? nodeRunAck;
     },
+    openConnections: () => new Promise<number>((resolve, reject) => server.getConnections((error, count) => (error ? reject(error) : resolve(count)))),
     close: () => {
       closed = true;
       for (const timer of delayedAnswers) clearTimeout(timer);

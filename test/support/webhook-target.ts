@@ -58,6 +58,8 @@ export interface WebhookTarget {
   stopListening(): Promise<void>;
   /** Listens again on the same port (and `url`) after {@link stopListening}. No-op when listening. */
   listenAgain(): Promise<void>;
+  /** Connections open to it now (a client's idle keep-alive connections count). */
+  openConnections(): Promise<number>;
   /** Stops the server, dropping open connections and pending answers. */
   close(): Promise<void>;
 }
@@ -159,6 +161,7 @@ export async function startWebhookTarget(options: WebhookTargetOptions): Promise
   return {
     // A certificate names a host (test-ca.ts: localhost), so TLS targets are reached by name.
     url: options.tls ? `https://localhost:${port}` : `http://127.0.0.1:${port}`,
+    openConnections: () => new Promise<number>((resolve, reject) => server.getConnections((error, count) => (error ? reject(error) : resolve(count)))),
     requests,
     waitForRequests: (count, timeoutMs = DEFAULT_WAIT_TIMEOUT_MS) =>
       waitFor(() => requests.length >= count && [...requests], {
