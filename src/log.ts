@@ -5,6 +5,7 @@
  */
 import { pino } from 'pino';
 import type { Logger, LevelWithSilent } from 'pino';
+import { SIGNATURE_HEADER } from './shared/port-headers.js';
 
 export type { Logger };
 
@@ -19,9 +20,9 @@ export const REDACTED_KEYS = [
   'token',
   'password',
   'PORT_CLIENT_SECRET',
-  'x-port-signature',
-  'X-Port-Signature',
-] as const;
+  SIGNATURE_HEADER.toLowerCase(),
+  SIGNATURE_HEADER,
+];
 
 /**
  * Top level and one level down (`{ headers: { authorization } }`): the agent logs errors as

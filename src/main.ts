@@ -16,10 +16,10 @@ import { createLogger } from './log.js';
 import type { Logger } from './log.js';
 import { AGENT_VERSION } from './shared/package-root.js';
 
-export const EXIT_OK = 0;
-export const EXIT_FAILURE = 1;
+const EXIT_OK = 0;
+const EXIT_FAILURE = 1;
 /** A configuration mistake: the operator must change something before a restart can help. */
-export const EXIT_CONFIG = 2;
+const EXIT_CONFIG = 2;
 
 const USAGE = [
   'usage: port-agent            run the agent (configured by environment variables)',

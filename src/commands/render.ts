@@ -15,6 +15,7 @@ import type { MappingDialect } from '../mapping/dialects.js';
 import { createMapper } from '../mapping/render.js';
 import { decryptFields, decryptionKey } from '../message/decrypt.js';
 import { prepareMessage } from '../message/prepare.js';
+import type { Refusal } from '../message/prepare.js';
 import type { ServiceResponse } from '../shared/service-response.js';
 import { planActionReport, planNodeRunReport } from '../reporting/report-plan.js';
 
@@ -64,6 +65,18 @@ function readResponse(raw: unknown): ServiceResponse {
   return { status, headers: headerRecord(raw.headers), headersAsSent: headerRecord(raw.headers, 'as-given'), text, json: parseJsonBody(text) };
 }
 
+/** The dry-run neither verifies signatures nor checks age: an empty event is the drop it meets. */
+function dropText(refusal: Refusal): string {
+  switch (refusal.reason) {
+    case 'no-value':
+      return 'the event is not valid JSON: the file is empty';
+    case 'invalid-signature':
+      return `the event would be dropped: its signature is not valid (${refusal.signatureFailure})`;
+    case 'too-old':
+      return `the event would be dropped: older than ${refusal.maxAgeMs} ms`;
+  }
+}
+
 export async function renderDryRun(input: RenderInput): Promise<RenderOutput> {
   const compiled = compileInDialect(input.mapping, input.dialect, (dialect) => createCompiler(dialect, input.environment));
   try {
@@ -76,7 +89,7 @@ export async function renderDryRun(input: RenderInput): Promise<RenderOutput> {
     if (prepared.kind === 'unreadable') {
       throw prepared.stage === 'json' ? new MessageError(`the event is ${prepared.error.message}`, { cause: prepared.error }) : prepared.error;
     }
-    if (prepared.kind === 'drop') throw new MessageError('the event is not valid JSON: the file is empty');
+    if (prepared.kind === 'drop') throw new MessageError(dropText(prepared.refusal));
     if (prepared.kind === 'skip') {
       return { kind: 'not-for-agent', runId: prepared.runId ?? null, mappingIndex: null, ...dialect, skipped: prepared.reason, warnings };
     }

@@ -32,4 +32,3 @@ export function parseAllowedTarget(item: string): AllowedTarget | undefined {
 export function invalidTargetEntries(items: readonly string[]): string[] {
   return items.filter((item) => parseAllowedTarget(item) === undefined);
 }
-

@@ -48,4 +48,3 @@ export function kafkaSecurity(kafka: SecuritySettings): KafkaSecurity {
   }
   return { usesTls, saslMechanism };
 }
-

@@ -22,7 +22,7 @@ const ENVIRONMENT = {
   PORT_CLIENT_ID: 'must-not-leak',
   KAFKA_CONSUMER_PASSWORD: 'must-not-leak',
 };
-// What main.ts hands to the compilers: the environment without the agent's secrets.
+// What the agent hands to the compilers: the environment without the agent's secrets.
 const VISIBLE = expressionEnvironment(ENVIRONMENT);
 
 const compilers: DialectCompiler[] = [];

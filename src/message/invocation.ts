@@ -8,7 +8,6 @@ import { isHeaderName, isHeaderValue } from '../shared/http-header-rules.js';
 import type { TopicRole } from '../shared/source-message.js';
 import { SIGNATURE_HEADER, TIMESTAMP_HEADER } from './signature.js';
 
-
 export type InvocationKind = 'action-run' | 'node-run' | 'changelog';
 
 export interface InvocationMethod {

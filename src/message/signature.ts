@@ -8,8 +8,9 @@ import { isPythonTruthy } from '../shared/json-shape.js';
 import { formatPythonFloat, formatPythonNumber, getMember, getPath, serializePythonCompact, toPlainValue } from './raw-json.js';
 import type { JsonEntry, JsonNode, JsonObject } from './raw-json.js';
 
-export const SIGNATURE_HEADER = 'X-Port-Signature';
-export const TIMESTAMP_HEADER = 'X-Port-Timestamp';
+import { SIGNATURE_HEADER, TIMESTAMP_HEADER } from '../shared/port-headers.js';
+
+export { SIGNATURE_HEADER, TIMESTAMP_HEADER };
 
 const INVOCATION_METHOD_TYPE_PATH = ['payload', 'action', 'invocationMethod', 'type'] as const;
 

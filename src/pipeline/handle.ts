@@ -3,12 +3,13 @@
  * it ended so the source can commit. It never throws: whatever happens to one message must not
  * block its partition (SPEC §2), and a run the agent accepted always gets a final report (SPEC §7).
  */
-import type { Deliverer } from '../delivery/send.js';
+import type { Deliverer, DeliveryResult } from '../delivery/send.js';
 import { traceContextFor } from '../delivery/trace-context.js';
 import { MappingError, describeError } from '../errors.js';
 import type { MessageError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Mapper } from '../mapping/render.js';
+import type { CompiledMapping, RequestSpec } from '../mapping/types.js';
 import { decryptFields, withoutDecryptedValues } from '../message/decrypt.js';
 import { runKindOf } from '../message/invocation.js';
 import type { InvocationKind, InvocationMethod, Message } from '../message/invocation.js';
@@ -138,6 +139,55 @@ export function createMessageHandler(deps: HandlerDeps): MessageHandler {
     }, onDecrypted);
   }
 
+  /** No mapping matches: fail what Port waits on (a node run, a claimed run), skip the rest silently. */
+  function unmatched(accepted: Accepted, claimed: boolean, logger: Logger): HandleOutcome {
+    const { run } = accepted;
+    if (run?.kind === 'node-run' && !deps.skipUnmatchedNodeRuns) {
+      logger.warn('node run failed: no payload mapping matches it');
+      reportFailure(accepted, run, 'The agent found no payload mapping for this workflow node run.', logger);
+      return 'failed';
+    }
+    if (run?.kind === 'action-run' && claimed) {
+      // Claimed and acknowledged: Port shows it to no other agent, so silence would leave it in progress.
+      logger.warn('action run failed: no payload mapping matches it, and a claimed run is no other agent\'s');
+      reportFailure(accepted, run, UNMATCHED_CLAIMED_RUN_SUMMARY, logger);
+      return 'failed';
+    }
+    // Silence, so several agents can split runs between them with `enabled` filters.
+    logger.info('message skipped: no payload mapping matches it');
+    return 'skipped';
+  }
+
+  /** The delivery's result logged and reported, with the report fields the mapping renders from the response. */
+  async function concluded(
+    result: DeliveryResult,
+    sent: { mapping: CompiledMapping; rendered: Message; request: RequestSpec; reports: RunReports | undefined },
+    requestLogger: Logger,
+    hide: (text: string) => string,
+  ): Promise<HandleOutcome> {
+    const { reports } = sent;
+    if (result.kind === 'failure') {
+      const summary = hide(failureSummary(result.error));
+      requestLogger.error({ attempt: result.attempts, durationMs: result.durationMs, err: hide(result.error.message) }, 'run failed: the request could not be delivered');
+      reports?.failed(summary);
+      return 'failed';
+    }
+    const { response } = result;
+    const succeeded = isSuccessStatus(response.status);
+    const fields = { status: response.status, attempt: result.attempts, durationMs: result.durationMs };
+    if (succeeded) requestLogger.info(fields, 'request delivered');
+    else requestLogger.error(fields, 'run failed: the service answered with an error status');
+    if (reports) {
+      const overrides = await mapper.renderReport(sent.mapping, {
+        body: sent.rendered,
+        request: sent.request,
+        response: { statusCode: response.status, headers: response.headersAsSent, text: response.text, json: response.json ?? null },
+      });
+      reports.responded(response, overrides);
+    }
+    return succeeded ? 'delivered' : 'failed';
+  }
+
   async function deliverInvocation(
     body: Message,
     kind: InvocationKind,
@@ -153,22 +203,7 @@ export function createMessageHandler(deps: HandlerDeps): MessageHandler {
     const hide = (text: string): string => withoutDecryptedValues(text, decrypted);
     try {
       const mapping = await mapper.select(body);
-      if (mapping === undefined) {
-        if (run?.kind === 'node-run' && !deps.skipUnmatchedNodeRuns) {
-          logger.warn('node run failed: no payload mapping matches it');
-          reportFailure(accepted, run, 'The agent found no payload mapping for this workflow node run.', logger);
-          return 'failed';
-        }
-        if (run?.kind === 'action-run' && sent.claimed) {
-          // Claimed and acknowledged: Port shows it to no other agent, so silence would leave it in progress.
-          logger.warn('action run failed: no payload mapping matches it, and a claimed run is no other agent\'s');
-          reportFailure(accepted, run, UNMATCHED_CLAIMED_RUN_SUMMARY, logger);
-          return 'failed';
-        }
-        // Silence, so several agents can split runs between them with `enabled` filters.
-        logger.info('message skipped: no payload mapping matches it');
-        return 'skipped';
-      }
+      if (mapping === undefined) return unmatched(accepted, sent.claimed, logger);
 
       // Reports are queued, never awaited here: no Port round trip stands before the request.
       const reports = run ? reporter.open(run, logger) : undefined;
@@ -193,27 +228,7 @@ export function createMessageHandler(deps: HandlerDeps): MessageHandler {
         onRetry: reports ? (notice) => reports.retrying(notice) : undefined,
       });
 
-      if (result.kind === 'failure') {
-        const summary = hide(failureSummary(result.error));
-        requestLogger.error({ attempt: result.attempts, durationMs: result.durationMs, err: hide(result.error.message) }, 'run failed: the request could not be delivered');
-        reports?.failed(summary);
-        return 'failed';
-      }
-
-      const { response } = result;
-      const succeeded = isSuccessStatus(response.status);
-      const fields = { status: response.status, attempt: result.attempts, durationMs: result.durationMs };
-      if (succeeded) requestLogger.info(fields, 'request delivered');
-      else requestLogger.error(fields, 'run failed: the service answered with an error status');
-      if (reports) {
-        const overrides = await mapper.renderReport(mapping, {
-          body: rendered,
-          request,
-          response: { statusCode: response.status, headers: response.headersAsSent, text: response.text, json: response.json ?? null },
-        });
-        reports.responded(response, overrides);
-      }
-      return succeeded ? 'delivered' : 'failed';
+      return await concluded(result, { mapping, rendered, request, reports }, requestLogger, hide);
     } catch (error) {
       if (!(error instanceof MappingError)) throw error;
       logger.error({ mappingIndex: error.mappingIndex, field: error.field, err: hide(error.message) }, 'run failed: the payload mapping failed');

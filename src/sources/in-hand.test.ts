@@ -52,6 +52,17 @@ describe('createInHandTracker', () => {
     assert.equal(inHand.count, 0);
   });
 
+  it('logs work that rejects (a defect) and gives its place back, rather than leaving an unhandled rejection', async () => {
+    const { inHand, logs } = tracker({ maxInHand: 1 });
+    (await inHand.acquire()).track(Promise.reject(new Error('handler defect')));
+    await settle();
+    assert.equal(inHand.count, 0);
+    const logged = logs.lines.find((line) => line.msg === 'a message in hand failed unexpectedly');
+    assert.match(String(logged?.err), /handler defect/);
+    assert.equal(logged?.level, 'error');
+    await inHand.acquire();
+  });
+
   it('gives a place released unused to the next message', async () => {
     const { inHand } = tracker({ maxInHand: 1 });
     (await inHand.acquire()).release();

@@ -8,6 +8,7 @@
 import { createSemaphore } from '../concurrency/semaphore.js';
 import type { Semaphore } from '../concurrency/semaphore.js';
 import { settlesWithin } from '../concurrency/settles-within.js';
+import { describeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { HandleOutcome, Handled } from '../shared/source-message.js';
 
@@ -84,10 +85,13 @@ export function createInHandTracker(deps: InHandTrackerDeps): InHandTracker {
         awaitReports: (handled) => awaitReports(handled, deps.awaitingReports, release),
         release,
         track(work) {
-          const task: Promise<void> = work.finally(() => {
-            release();
-            inFlight.delete(task);
-          });
+          const task: Promise<void> = work
+            // A defect, since `work` handles its own failures: logged rather than an unhandled rejection ending the process.
+            .catch((error: unknown) => deps.logger.error({ err: describeError(error) }, 'a message in hand failed unexpectedly'))
+            .finally(() => {
+              release();
+              inFlight.delete(task);
+            });
           inFlight.add(task);
         },
       };

@@ -72,9 +72,13 @@ export function createConsumerRestarts(deps: ConsumerRestartsDeps): ConsumerRest
    * starting this very consumer: queue another rebuild rather than dropping the crash.
    */
   function rebuild(): void {
-    const rebuilt: Promise<void> = (restarting ?? Promise.resolve()).then(rebuildNow).finally(() => {
-      if (restarting === rebuilt) restarting = undefined;
-    });
+    const rebuilt: Promise<void> = (restarting ?? Promise.resolve())
+      .then(rebuildNow)
+      // A defect (a start retries every failure it meets): logged; with no consumer the liveness probe fails in time.
+      .catch((error: unknown) => logger.error({ err: describeError(error) }, 'rebuilding the Kafka consumer failed unexpectedly'))
+      .finally(() => {
+        if (restarting === rebuilt) restarting = undefined;
+      });
     restarting = rebuilt;
   }
 
