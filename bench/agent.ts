@@ -49,6 +49,7 @@ import type { AgentSetup } from '../test/support/harness.js';
 import { readProfileOf, summarizeProfile } from './cpu-profile.js';
 import type { MonotonicWindowUs, ProfileSummary } from './cpu-profile.js';
 import { cpuTimeMs, peakRssBytes, residentBytes } from './proc-stats.js';
+import { loopbackAddress } from '../test/support/loopback-hosts.js';
 
 const COMMAND = 'npm run bench';
 const TARGET_LATENCY_MS = 100;
@@ -541,11 +542,6 @@ async function benchBurst(bench: Bench, mode: BurstResult['mode']): Promise<Burs
 interface ManyHostsResult {
   rssBytesBySteps: number[];
   oneHostRssBytesBySteps: number[];
-}
-
-/** A distinct loopback address for each index: 127.x.y.z, z from 1 to 254 (Linux routes 127.0.0.0/8 to loopback). */
-function loopbackAddress(index: number): string {
-  return `127.${1 + Math.floor(index / (256 * 254))}.${Math.floor(index / 254) % 256}.${1 + (index % 254)}`;
 }
 
 /** A service on every address that answers at once and never closes an idle connection (as Go's net/http by default). */

@@ -204,6 +204,10 @@ export interface TransportResponse {
 /** Requests to one base URL; rejects only when there is no answer (connection error, timeout). */
 export interface HttpTransport {
   send(request: TransportRequest): Promise<TransportResponse>;
+  /**
+   * Ends every connection, calls in flight included (they reject): after a stop, what Port has not
+   * answered is not committed and comes again, and a Port that never answers must not hold the exit.
+   */
   close(): Promise<void>;
 }
 
@@ -247,7 +251,7 @@ export function createHttpTransport(baseUrl: string, options: HttpClientOptions)
       }
       return { status: response.statusCode, headers: headerRecord(response.headers), text: Buffer.concat(chunks, size).toString('utf8') };
     },
-    close: () => dispatcher.close(),
+    close: () => dispatcher.destroy(),
   };
 }
 

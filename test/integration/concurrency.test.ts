@@ -15,7 +15,7 @@ import type { PortStandIn } from '../support/port-stand-in.js';
 import { waitFor } from '../support/wait.js';
 import { startWebhookTarget } from '../support/webhook-target.js';
 import type { ReceivedRequest, WebhookTarget } from '../support/webhook-target.js';
-import { agentSetup, closeRealParts, startConsumingAgent } from '../support/harness.js';
+import { agentSetup, closeRealParts, startConsumingAgent, startRealParts } from '../support/harness.js';
 import type { AgentSetup } from '../support/harness.js';
 
 const MAX_IN_FLIGHT = 10;
@@ -129,9 +129,7 @@ describe('a clean rebalance', () => {
   let target: WebhookTarget;
 
   before(async () => {
-    broker = await startBroker();
-    port = await startPortStandIn();
-    target = await startWebhookTarget({ secret: port.clientSecret, respond: () => ({ status: 200, delayMs: 50 }) });
+    ({ broker, port, target } = await startRealParts({ respond: () => ({ status: 200, delayMs: 50 }) }));
   });
 
   after(async () => {

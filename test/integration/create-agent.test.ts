@@ -11,17 +11,14 @@ import type { Agent } from '../../src/agent.js';
 import { loadConfig } from '../../src/config/load.js';
 import { ConfigError } from '../../src/errors.js';
 import { RUN_LOG } from '../../src/reporting/run-log-texts.js';
-import { startBroker } from '../support/broker.js';
 import type { Broker } from '../support/broker.js';
-import { agentSetup, closeRealParts } from '../support/harness.js';
+import { agentSetup, closeRealParts, startRealParts } from '../support/harness.js';
 import { produce } from '../support/kafka.js';
 import { capturingLogger } from '../support/log-lines.js';
 import { actionRunMessage, signed } from '../support/messages.js';
-import { startPortStandIn } from '../support/port-stand-in.js';
 import type { PortStandIn } from '../support/port-stand-in.js';
 import { folderWith } from '../support/temp-folder.js';
 import { waitFor } from '../support/wait.js';
-import { startWebhookTarget } from '../support/webhook-target.js';
 import type { WebhookTarget } from '../support/webhook-target.js';
 
 describe('createAgent builds the agent the port-agent command runs', () => {
@@ -30,9 +27,7 @@ describe('createAgent builds the agent the port-agent command runs', () => {
   let target: WebhookTarget;
 
   before(async () => {
-    broker = await startBroker();
-    port = await startPortStandIn();
-    target = await startWebhookTarget({ secret: port.clientSecret });
+    ({ broker, port, target } = await startRealParts());
   });
 
   after(async () => {

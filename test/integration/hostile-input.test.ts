@@ -14,16 +14,13 @@ import { after, before, describe, it } from 'node:test';
 import type { Producer } from 'kafkajs';
 import { RUN_LOG } from '../../src/reporting/run-log-texts.js';
 import type { AgentLogLine, AgentProcess } from '../support/agent-process.js';
-import { startBroker } from '../support/broker.js';
 import type { Broker } from '../support/broker.js';
 import { createProducer } from '../support/kafka.js';
 import { actionRunMessage, changelogMessage, nodeRunMessage, signed } from '../support/messages.js';
-import { startPortStandIn } from '../support/port-stand-in.js';
 import type { PortStandIn } from '../support/port-stand-in.js';
 import { waitFor } from '../support/wait.js';
-import { startWebhookTarget } from '../support/webhook-target.js';
 import type { WebhookTarget } from '../support/webhook-target.js';
-import { agentSetup, closeRealParts, startConsumingAgent } from '../support/harness.js';
+import { agentSetup, closeRealParts, startConsumingAgent, startRealParts } from '../support/harness.js';
 import type { AgentSetup } from '../support/harness.js';
 import { listenCountingConnections } from '../support/counting-listener.js';
 import type { CountingListener } from '../support/counting-listener.js';
@@ -302,9 +299,7 @@ describe('hostile input', () => {
   let producer: Producer;
 
   before(async () => {
-    broker = await startBroker();
-    port = await startPortStandIn();
-    target = await startWebhookTarget({ secret: port.clientSecret });
+    ({ broker, port, target } = await startRealParts());
     trap = await listenCountingConnections();
     producer = await createProducer(broker.brokers);
   });

@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { setTimeout as delay } from 'node:timers/promises';
 import { RUN_LOG } from '../../src/reporting/run-log-texts.js';
 import { startBroker } from '../support/broker.js';
 import type { Broker } from '../support/broker.js';
@@ -17,7 +18,7 @@ import type { PortStandIn } from '../support/port-stand-in.js';
 import { waitFor } from '../support/wait.js';
 import { startWebhookTarget } from '../support/webhook-target.js';
 import type { WebhookTarget } from '../support/webhook-target.js';
-import { agentSetup, closeRealParts, healthPortOf, readinessOf, startConsumingAgent } from '../support/harness.js';
+import { agentSetup, closeRealParts, healthPortOf, readinessOf, startConsumingAgent, startRealParts } from '../support/harness.js';
 
 const { AssignerProtocol } = kafkajs;
 
@@ -166,9 +167,7 @@ describe('a replica without partitions', () => {
   let target: WebhookTarget;
 
   before(async () => {
-    broker = await startBroker();
-    port = await startPortStandIn();
-    target = await startWebhookTarget({ secret: port.clientSecret });
+    ({ broker, port, target } = await startRealParts());
   });
 
   after(async () => {
@@ -214,11 +213,21 @@ describe('a replica without partitions', () => {
 
 const HOLDER_MARK = 'holder';
 
+/**
+ * The mock broker completes a sync as soon as the leader's SyncGroup has given every member an
+ * assignment, and then answers a follower's SyncGroup that comes after it with INVALID_REQUEST
+ * (librdkafka's rdkafka_mock_cgrp.c: a SyncGroup is valid only while the group is syncing), which
+ * kafkajs takes as a crash. A real broker holds the leader's sync until every member has sent its
+ * own. The leader waits this long before assigning, so the agent's SyncGroup comes first.
+ */
+const LEADER_SYNC_DELAY_MS = 500;
+
 /** An assigner that, run by the group leader, gives every partition to the holder and none to the others. */
 const greedyAssigner: PartitionAssigner = ({ cluster }) => ({
   name: 'RoundRobinAssigner',
   version: 0,
   async assign({ members, topics }) {
+    await delay(LEADER_SYNC_DELAY_MS);
     return members.map(({ memberId, memberMetadata }) => {
       const assignment: Record<string, number[]> = {};
       if (AssignerProtocol.MemberMetadata.decode(memberMetadata)?.userData.toString() === HOLDER_MARK) {

@@ -26,6 +26,7 @@ import { waitFor } from '../support/wait.js';
 import { agentSetup, closeRealParts, startConsumingAgent } from '../support/harness.js';
 import { residentBytes } from '../../bench/proc-stats.js';
 import type { AgentSetup } from '../support/harness.js';
+import { loopbackAddress } from '../support/loopback-hosts.js';
 
 // Short, so the test waits little; the bound on the wait is far below both the proxy's own idle
 // timeout (Node.js, 5 s) and what the server announces.
@@ -138,11 +139,6 @@ describe('idle keep-alive connections are closed', () => {
     }
   });
 });
-
-/** A distinct loopback address for each index: 127.x.y.z, z from 1 to 254. */
-function loopbackAddress(index: number): string {
-  return `127.${1 + Math.floor(index / (256 * 254))}.${Math.floor(index / 254) % 256}.${1 + (index % 254)}`;
-}
 
 /** Counts runs whose final status Port accepted, reading only the calls answered since the last look. */
 function createFinishedRunCounter(port: PortStandIn): () => number {

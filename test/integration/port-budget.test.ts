@@ -18,7 +18,7 @@ import type { PortStandIn } from '../support/port-stand-in.js';
 import { waitFor } from '../support/wait.js';
 import { startWebhookTarget } from '../support/webhook-target.js';
 import type { WebhookTarget } from '../support/webhook-target.js';
-import { agentSetup, closeRealParts, startConsumingAgent } from '../support/harness.js';
+import { agentSetup, closeRealParts, startConsumingAgent, startRealParts } from '../support/harness.js';
 
 /** Port's real rate: 15,000 calls per 5 minutes, in windows short enough for a test. */
 const PORT_RATE = { limit: 500, periodSeconds: 10 };
@@ -145,9 +145,7 @@ describe('reporting through a Port outage', () => {
   let target: WebhookTarget;
 
   before(async () => {
-    broker = await startBroker();
-    port = await startPortStandIn();
-    target = await startWebhookTarget({ secret: port.clientSecret, respond: () => ({ status: 200, body: { ok: true } }) });
+    ({ broker, port, target } = await startRealParts({ respond: () => ({ status: 200, body: { ok: true } }) }));
   });
 
   after(async () => {

@@ -14,18 +14,15 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { RUN_LOG } from '../../src/reporting/run-log-texts.js';
-import { startBroker } from '../support/broker.js';
 import type { Broker } from '../support/broker.js';
 import { startAgent } from '../support/agent-process.js';
 import type { AgentLogLine, AgentProcess } from '../support/agent-process.js';
 import { produce } from '../support/kafka.js';
 import { actionRunMessage, signed } from '../support/messages.js';
-import { startPortStandIn } from '../support/port-stand-in.js';
 import type { PortStandIn } from '../support/port-stand-in.js';
 import { waitFor } from '../support/wait.js';
-import { startWebhookTarget } from '../support/webhook-target.js';
 import type { WebhookTarget } from '../support/webhook-target.js';
-import { agentSetup, closeRealParts, isConsuming } from '../support/harness.js';
+import { agentSetup, closeRealParts, isConsuming, startRealParts } from '../support/harness.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const DOCKERFILE = join(REPO_ROOT, 'Dockerfile');
@@ -196,9 +193,7 @@ describe('the production layout of the container image', () => {
     mkdirSync(home);
     makeTreeReadOnly(scratch);
 
-    broker = await startBroker();
-    port = await startPortStandIn();
-    target = await startWebhookTarget({ secret: port.clientSecret });
+    ({ broker, port, target } = await startRealParts());
   });
 
   after(async () => {

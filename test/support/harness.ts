@@ -4,11 +4,14 @@
  */
 import { startAgent } from './agent-process.js';
 import type { AgentLogLine, AgentProcess } from './agent-process.js';
+import { startBroker } from './broker.js';
 import type { Broker } from './broker.js';
 import { disconnectKafkaClients } from './kafka.js';
 import { uniqueName } from './kafka.js';
+import { startPortStandIn } from './port-stand-in.js';
 import type { PortStandIn } from './port-stand-in.js';
-import type { WebhookTarget } from './webhook-target.js';
+import { startWebhookTarget } from './webhook-target.js';
+import type { WebhookTarget, WebhookTargetOptions } from './webhook-target.js';
 
 export interface AgentSetup {
   orgId: string;
@@ -66,6 +69,16 @@ export async function startConsumingAgent(setup: AgentSetup, options: { cwd?: st
 }
 
 /** Stops what a test file started, in order: services, then the Kafka clients, then the broker. */
+/**
+ * A suite's real parts: the broker, the Port stand-in, and a webhook target that checks the
+ * stand-in's signatures (`target` adds to its options). {@link closeRealParts} closes them.
+ */
+export async function startRealParts(target: Omit<WebhookTargetOptions, 'secret'> = {}): Promise<{ broker: Broker; port: PortStandIn; target: WebhookTarget }> {
+  const broker = await startBroker();
+  const port = await startPortStandIn();
+  return { broker, port, target: await startWebhookTarget({ ...target, secret: port.clientSecret }) };
+}
+
 export async function closeRealParts(parts: { target?: WebhookTarget | undefined; port?: PortStandIn | undefined; broker?: Broker | undefined }): Promise<void> {
   await parts.target?.close();
   await parts.port?.close();
