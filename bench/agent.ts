@@ -135,6 +135,8 @@ interface Ports {
   far: PortStandIn;
   /** Answering at once, within `PORT_RATE_LIMIT`. */
   limited: PortStandIn;
+  /** As `loopback`, for the many-hosts agents, whose tokens must not count in the main figures. */
+  manyHosts: PortStandIn;
 }
 
 /** An agent process under measurement. */
@@ -840,12 +842,13 @@ function printHeader(): void {
 }
 
 async function startPorts(): Promise<Ports> {
-  const [loopback, far, limited] = await Promise.all([
+  const [loopback, far, limited, manyHosts] = await Promise.all([
     startPortStandIn(),
     startPortStandIn({ answerDelayMs: FAR_PORT_DELAY_MS }),
     startPortStandIn({ rateLimit: PORT_RATE_LIMIT }),
+    startPortStandIn(),
   ]);
-  return { loopback, far, limited };
+  return { loopback, far, limited, manyHosts };
 }
 
 /** The broker and the target, with the loopback Port; every stand-in shares the client secret the target checks. */
@@ -877,7 +880,7 @@ const manyHostsMessage = `agent sending ${formatNumber(MANY_HOSTS_TOTAL, 0)} syn
 try {
   if (process.env.BENCH_AGENT_SCENARIO === MANY_HOSTS_SCENARIO) {
     console.log(`\n${manyHostsMessage}`);
-    const manyHosts = await benchManyHosts(bench);
+    const manyHosts = await benchManyHosts({ ...bench, port: ports.manyHosts });
     console.log('');
     printTable(manyHostsRows(manyHosts));
   } else {
@@ -893,7 +896,7 @@ try {
       bursts.push(await benchBurst({ ...bench, port: ports.limited }, mode));
     }
     console.log(manyHostsMessage);
-    const manyHosts = await benchManyHosts(bench);
+    const manyHosts = await benchManyHosts({ ...bench, port: ports.manyHosts });
     console.log('');
     printTable([...mainRows(main, oneInFlight, bench), ...farPortRows(far, main), ...bursts.flatMap(burstRows), ...manyHostsRows(manyHosts)]);
     printLoad(main.throughput.load);
