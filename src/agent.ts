@@ -280,8 +280,11 @@ function runningAgent(parts: RunningParts): Agent {
       return stopping;
     },
     async close() {
-      await parts.health.close();
-      await parts.release();
+      try {
+        await parts.health.close();
+      } finally {
+        await parts.release();
+      }
     },
   };
 }

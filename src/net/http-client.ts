@@ -17,7 +17,8 @@ import { HttpProxyAgent } from 'http-proxy-agent';
 import { HttpsProxyAgent } from 'https-proxy-agent';
 import { Agent, EnvHttpProxyAgent } from 'undici';
 import type { Dispatcher } from 'undici';
-import { capIdleSockets } from './idle-socket-cap.js';
+import { createIdleSocketCap } from './idle-socket-cap.js';
+import type { IdleSocketCap } from './idle-socket-cap.js';
 import { createProxyRouter, hasProxy, proxiesByScheme } from './proxy-routing.js';
 import type { ProxySettings } from './proxy-routing.js';
 
@@ -43,10 +44,10 @@ export const IDLE_SOCKET_TIMEOUT_MS = 2_000;
  */
 export const TRANSPORT_IDLE_SOCKET_TIMEOUT_MS = 4_000;
 /**
- * Idle keep-alive connections an internal-services agent keeps across all hosts; past it the one
- * idle the longest closes (net/idle-socket-cap.ts). A busy host keeps its pool (a run takes the
- * most recently idle socket); hosts called once in a while pay a new connection instead of each
- * holding one.
+ * Idle keep-alive connections the internal-services client keeps across all hosts and all its
+ * agents (direct, per proxy); past it the one idle the longest closes (net/idle-socket-cap.ts).
+ * A busy host keeps its pool (a run takes the most recently idle socket); hosts called once in a
+ * while pay a new connection instead of each holding one.
  */
 export const MAX_IDLE_SOCKETS = 256;
 
@@ -88,9 +89,15 @@ function nodeAgentOptions(options: HttpClientOptions): http.AgentOptions {
 /** The Node.js agents each client made (direct and per proxy), for {@link closeHttpClient}. */
 const agentsOfClient = new WeakMap<AxiosInstance, http.Agent[]>();
 
-function pooledAgent<T extends http.Agent>(agents: http.Agent[], agent: T): T {
-  capIdleSockets(agent, MAX_IDLE_SOCKETS);
-  agents.push(agent);
+/** A client's agents: each kept for {@link closeHttpClient}, their idle sockets under one cap. */
+interface ClientPools {
+  agents: http.Agent[];
+  idleCap: IdleSocketCap;
+}
+
+function pooledAgent<T extends http.Agent>(pools: ClientPools, agent: T): T {
+  pools.idleCap.watch(agent);
+  pools.agents.push(agent);
   return agent;
 }
 
@@ -127,7 +134,7 @@ class TlsTrustingProxyAgent extends HttpsProxyAgent<string> {
  * clear instead of tunnelling them (CONNECT); it is turned off, and each request gets the agent of
  * its route instead: a tunnelling agent for https, an absolute-form agent for http.
  */
-function routeThroughProxies(client: AxiosInstance, options: HttpClientOptions & { proxy: ProxySettings }, pooled: http.Agent[]): void {
+function routeThroughProxies(client: AxiosInstance, options: HttpClientOptions & { proxy: ProxySettings }, pools: ClientPools): void {
   const proxyFor = createProxyRouter(options.proxy);
   const agents = new Map<string, http.Agent>();
   const agentFor = (proxyUrl: string, protocol: string): http.Agent => {
@@ -138,7 +145,7 @@ function routeThroughProxies(client: AxiosInstance, options: HttpClientOptions &
       // Both extend Node's http.Agent and pool per service: idle sockets close as the direct ones do.
       const common = { ...nodeAgentOptions(options), ...trustOptions(options) };
       agent = pooledAgent(
-        pooled,
+        pools,
         protocol === 'https:'
           ? new TlsTrustingProxyAgent(proxyUrl, common, { rejectUnauthorized: options.verifyTls, ...trustOptions(options) })
           : new HttpProxyAgent(proxyUrl, common),
@@ -163,10 +170,10 @@ function routeThroughProxies(client: AxiosInstance, options: HttpClientOptions &
 }
 
 export function createHttpClient(options: HttpClientOptions): AxiosInstance {
-  const pooled: http.Agent[] = [];
+  const pools: ClientPools = { agents: [], idleCap: createIdleSocketCap(MAX_IDLE_SOCKETS) };
   const client = axios.create({
-    httpAgent: pooledAgent(pooled, new http.Agent(nodeAgentOptions(options))),
-    httpsAgent: pooledAgent(pooled, new https.Agent({ ...nodeAgentOptions(options), rejectUnauthorized: options.verifyTls, ...trustOptions(options) })),
+    httpAgent: pooledAgent(pools, new http.Agent(nodeAgentOptions(options))),
+    httpsAgent: pooledAgent(pools, new https.Agent({ ...nodeAgentOptions(options), rejectUnauthorized: options.verifyTls, ...trustOptions(options) })),
     proxy: false,
     // SPEC §6: redirects followed.
     maxRedirects: MAX_REDIRECTS,
@@ -178,8 +185,8 @@ export function createHttpClient(options: HttpClientOptions): AxiosInstance {
     validateStatus: () => true,
     headers: { 'User-Agent': options.userAgent },
   });
-  if (options.proxy && hasProxy(options.proxy)) routeThroughProxies(client, { ...options, proxy: options.proxy }, pooled);
-  agentsOfClient.set(client, pooled);
+  if (options.proxy && hasProxy(options.proxy)) routeThroughProxies(client, { ...options, proxy: options.proxy }, pools);
+  agentsOfClient.set(client, pools.agents);
   return client;
 }
 

@@ -218,7 +218,9 @@ const HOLDER_MARK = 'holder';
  * assignment, and then answers a follower's SyncGroup that comes after it with INVALID_REQUEST
  * (librdkafka's rdkafka_mock_cgrp.c: a SyncGroup is valid only while the group is syncing), which
  * kafkajs takes as a crash. A real broker holds the leader's sync until every member has sent its
- * own. The leader waits this long before assigning, so the agent's SyncGroup comes first.
+ * own. Both JoinGroup answers leave the mock together and the agent syncs at once, so a leader
+ * waiting this long before assigning lets the agent's SyncGroup come first (on loopback, by far:
+ * 5 of 5 runs without a crash, against 3 of 4 with one before).
  */
 const LEADER_SYNC_DELAY_MS = 500;
 

@@ -68,17 +68,24 @@ export async function startConsumingAgent(setup: AgentSetup, options: { cwd?: st
   return agent;
 }
 
-/** Stops what a test file started, in order: services, then the Kafka clients, then the broker. */
 /**
  * A suite's real parts: the broker, the Port stand-in, and a webhook target that checks the
- * stand-in's signatures (`target` adds to its options). {@link closeRealParts} closes them.
+ * stand-in's signatures (`target` adds to its options). {@link closeRealParts} closes them; those
+ * started before one that fails to start are closed here.
  */
 export async function startRealParts(target: Omit<WebhookTargetOptions, 'secret'> = {}): Promise<{ broker: Broker; port: PortStandIn; target: WebhookTarget }> {
   const broker = await startBroker();
-  const port = await startPortStandIn();
-  return { broker, port, target: await startWebhookTarget({ ...target, secret: port.clientSecret }) };
+  let port: PortStandIn | undefined;
+  try {
+    port = await startPortStandIn();
+    return { broker, port, target: await startWebhookTarget({ ...target, secret: port.clientSecret }) };
+  } catch (error) {
+    await closeRealParts({ port, broker });
+    throw error;
+  }
 }
 
+/** Stops what a test file started, in order: services, then the Kafka clients, then the broker. */
 export async function closeRealParts(parts: { target?: WebhookTarget | undefined; port?: PortStandIn | undefined; broker?: Broker | undefined }): Promise<void> {
   await parts.target?.close();
   await parts.port?.close();
