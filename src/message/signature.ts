@@ -5,11 +5,11 @@
 import { Buffer } from 'node:buffer';
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { isPythonTruthy } from '../shared/json-shape.js';
+import { SIGNATURE_HEADER, TIMESTAMP_HEADER } from '../shared/port-headers.js';
 import { formatPythonFloat, formatPythonNumber, getMember, getPath, serializePythonCompact, toPlainValue } from './raw-json.js';
 import type { JsonEntry, JsonNode, JsonObject } from './raw-json.js';
 
-import { SIGNATURE_HEADER, TIMESTAMP_HEADER } from '../shared/port-headers.js';
-
+// Re-exported: the message stage's callers and tests read them here.
 export { SIGNATURE_HEADER, TIMESTAMP_HEADER };
 
 const INVOCATION_METHOD_TYPE_PATH = ['payload', 'action', 'invocationMethod', 'type'] as const;

@@ -18,6 +18,16 @@ function idleSocketsOf(agent: http.Agent, host: string, port: number): number {
   return openCount(agent.freeSockets[`${host}:${port}:`]);
 }
 
+/** A keep-alive agent whose idle sockets outlive the test, unless the cap closes them. */
+const keepAliveAgent = (): http.Agent => new http.Agent({ keepAlive: true, timeout: 60_000 });
+
+/** A keep-alive agent under a cap of its own. */
+function cappedAgent(maxIdleSockets: number): http.Agent {
+  const agent = keepAliveAgent();
+  createIdleSocketCap(maxIdleSockets).watch(agent);
+  return agent;
+}
+
 async function get(agent: http.Agent, host: string, port: number, path = '/'): Promise<void> {
   const request = http.get({ agent, host, port, path });
   const [response] = (await once(request, 'response')) as [http.IncomingMessage];
@@ -49,8 +59,7 @@ describe('createIdleSocketCap', () => {
   });
 
   it('closes the connection idle the longest once more than the cap are idle across hosts', async () => {
-    const agent = new http.Agent({ keepAlive: true, timeout: 60_000 });
-    createIdleSocketCap(2).watch(agent);
+    const agent = cappedAgent(2);
     await get(agent, '127.0.0.1', port);
     await get(agent, '127.0.0.2', port);
     assert.equal(idleSocketCount(agent), 2);
@@ -65,8 +74,8 @@ describe('createIdleSocketCap', () => {
 
   it('counts the idle sockets of every agent it watches against one cap', async () => {
     const cap = createIdleSocketCap(2);
-    const first = new http.Agent({ keepAlive: true, timeout: 60_000 });
-    const second = new http.Agent({ keepAlive: true, timeout: 60_000 });
+    const first = keepAliveAgent();
+    const second = keepAliveAgent();
     cap.watch(first);
     cap.watch(second);
     await get(first, '127.0.0.5', port);
@@ -79,8 +88,7 @@ describe('createIdleSocketCap', () => {
   });
 
   it('does not count a pooled socket while a request has it again', async () => {
-    const agent = new http.Agent({ keepAlive: true, timeout: 60_000 });
-    createIdleSocketCap(2).watch(agent);
+    const agent = cappedAgent(2);
     await get(agent, '127.0.0.8', port);
     const slow = get(agent, '127.0.0.8', port, '/slow');
     await get(agent, '127.0.0.9', port);
@@ -95,8 +103,7 @@ describe('createIdleSocketCap', () => {
   });
 
   it('leaves a busy host its pool while the cap is not reached', async () => {
-    const agent = new http.Agent({ keepAlive: true, timeout: 60_000 });
-    createIdleSocketCap(4).watch(agent);
+    const agent = cappedAgent(4);
     await Promise.all([get(agent, '127.0.0.4', port), get(agent, '127.0.0.4', port), get(agent, '127.0.0.4', port)]);
     assert.equal(idleSocketsOf(agent, '127.0.0.4', port), 3);
     agent.destroy();

@@ -25,14 +25,14 @@ export function createIdleSocketCap(maxIdleSockets: number): IdleSocketCap {
   if (!Number.isInteger(maxIdleSockets) || maxIdleSockets < 1) {
     throw new RangeError(`Expected \`maxIdleSockets\` to be a positive integer (actual: ${maxIdleSockets})`);
   }
-  // The idle sockets in the order they became idle (a Map keeps insertion order). A socket leaves
+  // The idle sockets in the order they became idle (a Set keeps insertion order). A socket leaves
   // when a request reuses it, when it closes, or when the cap closes it.
-  const idle = new Map<Socket | Duplex, true>();
+  const idle = new Set<Socket | Duplex>();
   const closeListened = new WeakSet<Socket | Duplex>();
   const watched = new WeakSet<Agent>();
 
   function closeOldestPastCap(): void {
-    for (const [oldest] of idle) {
+    for (const oldest of idle) {
       if (idle.size <= maxIdleSockets) return;
       idle.delete(oldest);
       // The agent drops a destroyed socket from its pool (and the host's entry with its last one).
@@ -56,7 +56,7 @@ export function createIdleSocketCap(maxIdleSockets: number): IdleSocketCap {
       pool.on('free', (socket: Socket, options: object) => {
         idle.delete(socket);
         if (socket.destroyed || !(pool.freeSockets[pool.getName(options)]?.includes(socket) ?? false)) return;
-        idle.set(socket, true);
+        idle.add(socket);
         if (!closeListened.has(socket)) {
           closeListened.add(socket);
           // Closed by its idle timeout or by the server: no longer idle, and not kept by this map.
