@@ -11,6 +11,7 @@ import { expressionEnvironment } from './config/load.js';
 import type { Config, Environment } from './config/load.js';
 import { startupChecks } from './config/startup-checks.js';
 import { createHostGuard } from './delivery/host-guard.js';
+import type { HostGuard } from './delivery/host-guard.js';
 import { createDeliverer } from './delivery/send.js';
 import type { Deliverer } from './delivery/send.js';
 import { createTargetPolicy } from './delivery/target-policy.js';
@@ -20,6 +21,7 @@ import type { EventLoopWatch } from './health/event-loop.js';
 import { createAgentMetrics } from './health/metrics.js';
 import type { AgentMetrics } from './health/metrics.js';
 import { createProbes } from './health/probes.js';
+import type { Probes } from './health/probes.js';
 import { startHealthServer } from './health/server.js';
 import type { HealthServer } from './health/server.js';
 import type { Logger } from './log.js';
@@ -134,19 +136,20 @@ function buildReporting(config: Config, secureContext: SecureContext | undefined
 }
 
 /** The internal-services side: per-host limits, the allow-list, retries, signing; and its HTTP client, closed last. */
-function buildDelivery(config: Config, secureContext: SecureContext | undefined, requestSlots: Semaphore, metrics: AgentMetrics): { deliverer: Deliverer; http: AxiosInstance } {
+function buildDelivery(config: Config, secureContext: SecureContext | undefined, requestSlots: Semaphore, metrics: AgentMetrics): { deliverer: Deliverer; hosts: HostGuard; http: AxiosInstance } {
   const http = createHttpClient({ verifyTls: config.webhook.verifySsl, userAgent: USER_AGENT, maxSocketsPerHost: config.webhook.maxInFlightPerHost, proxy: config.network, secureContext });
+  const hosts = createHostGuard({ perHostLimit: config.webhook.maxInFlightPerHost });
   const deliverer = createDeliverer({
     http,
     secret: config.port.clientSecret,
     timeoutMs: config.webhook.timeoutMs,
     retryPolicy: webhookRetryPolicy(config),
     inFlight: requestSlots,
-    hosts: createHostGuard({ perHostLimit: config.webhook.maxInFlightPerHost }),
+    hosts,
     targets: createTargetPolicy(config.webhook.allowedTargets),
     metrics,
   });
-  return { deliverer, http };
+  return { deliverer, hosts, http };
 }
 
 /** The probe windows: a polling loop pauses longer than a Kafka consumer between answers. */
@@ -155,23 +158,31 @@ function probeWindows(config: Config): { consumerStaleAfterMs: number; brokerSil
   return { consumerStaleAfterMs: Math.max(CONSUMER_STALE_MIN_MS, 3 * config.kafka.sessionTimeoutMs), brokerSilentAfterMs: config.kafka.sessionTimeoutMs };
 }
 
-interface HealthInputs {
+interface ProbeParts {
   config: Config;
-  metrics: AgentMetrics;
   port: PortClient;
   eventLoop: EventLoopWatch;
   source: () => Source | undefined;
   isStopping: () => boolean;
+}
+
+function buildProbes(parts: ProbeParts): Probes {
+  return createProbes(
+    { source: () => parts.source()?.status(), portHasAnswered: parts.port.hasAnswered, isStopping: parts.isStopping, eventLoop: parts.eventLoop },
+    { ...probeWindows(parts.config), eventLoopStallMs: EVENT_LOOP_STALL_MS },
+  );
+}
+
+interface HealthInputs {
+  config: Config;
+  metrics: AgentMetrics;
+  probes: Probes;
   logger: Logger;
 }
 
 /** @throws ConfigError when HEALTH_PORT cannot be listened on. */
 async function startHealth(inputs: HealthInputs): Promise<HealthServer> {
-  const { config, metrics, logger } = inputs;
-  const probes = createProbes(
-    { source: () => inputs.source()?.status(), portHasAnswered: inputs.port.hasAnswered, isStopping: inputs.isStopping, eventLoop: inputs.eventLoop },
-    { ...probeWindows(config), eventLoopStallMs: EVENT_LOOP_STALL_MS },
-  );
+  const { config, metrics, probes, logger } = inputs;
   try {
     const health = await startHealthServer({ port: config.healthPort, probes, metrics, onError: (error) => logger.warn({ err: describeError(error) }, 'rendering the metrics failed') });
     logger.info({ port: health.port, paths: ['/healthz', '/readyz', '/metrics'] }, 'health server listening');
@@ -216,6 +227,11 @@ function buildHandler(config: Config, parts: HandlerParts): MessageHandler {
   return async (message) => {
     const handled = await handleMessage(message);
     parts.metrics.messageHandled(message.topic, handled.outcome);
+    const { producedAtMs } = message;
+    // `reported` never rejects: it settles once Port accepted the final report or refused it for good.
+    if (handled.reported && producedAtMs !== undefined) {
+      void handled.reported.then(() => parts.metrics.runEnded(handled.outcome, (Date.now() - producedAtMs) / 1000));
+    }
     return handled;
   };
 }
@@ -317,12 +333,16 @@ export async function createAgent(config: Config, deps: AgentDeps): Promise<Agen
 
   const state: RunningParts['state'] = { source: undefined, isStopping: false };
   const eventLoop = watchEventLoop({ intervalMs: EVENT_LOOP_WATCH_INTERVAL_MS, windowMs: EVENT_LOOP_WATCH_WINDOW_MS });
+  const probes = buildProbes({ config, port, eventLoop, source: () => state.source, isStopping: () => state.isStopping });
   metrics.observe({
     messagesInHand: () => state.source?.status().messagesInHand ?? 0,
     requestsInFlight: () => requestSlots.active,
     consumerLag: () => state.source?.status().lag ?? [],
+    brokerBacklog: () => state.source?.status().backlog ?? [],
     runsAwaitingReports: () => awaitingReports.active,
     portCallsWaiting: budget.waiting,
+    circuits: () => delivery.hosts.circuits(),
+    isReady: () => probes.readiness().ok,
   });
   const release = async (): Promise<void> => {
     eventLoop.stop();
@@ -332,7 +352,7 @@ export async function createAgent(config: Config, deps: AgentDeps): Promise<Agen
   };
   let health: HealthServer;
   try {
-    health = await startHealth({ config, metrics, port, eventLoop, source: () => state.source, isStopping: () => state.isStopping, logger });
+    health = await startHealth({ config, metrics, probes, logger });
   } catch (error) {
     await release();
     throw error;

@@ -83,6 +83,21 @@ describe('createHostGuard', () => {
     assert.equal(await enterAndLeave(guard, 'busy:80', true), 'open', 'its earlier failures still count');
   });
 
+  it('tells the circuit of each host it keeps: closed below the threshold, open in its cool-down, half-open after', async () => {
+    let nowMs = 0;
+    const guard = createHostGuard({ perHostLimit: 10, failureThreshold: 2, initialCooldownMs: 500, now: () => nowMs });
+    await enterAndLeave(guard, 'flaky:80', false);
+    assert.deepEqual(guard.circuits(), [{ host: 'flaky:80', state: 'closed' }]);
+    await enterAndLeave(guard, 'flaky:80', false);
+    assert.deepEqual(guard.circuits(), [{ host: 'flaky:80', state: 'open' }]);
+    nowMs = 500;
+    assert.deepEqual(guard.circuits(), [{ host: 'flaky:80', state: 'half-open' }]);
+    const probe = await guard.enter('flaky:80');
+    assert.deepEqual(guard.circuits(), [{ host: 'flaky:80', state: 'half-open' }], 'its probe in flight');
+    if (probe.kind === 'entered') probe.leave(true);
+    assert.deepEqual(guard.circuits(), [], 'a host that answered again is closed and no longer kept');
+  });
+
   it('keeps an open or half-open circuit, and forgets a tripped host only once unused for the period', async () => {
     let nowMs = 0;
     const guard = createHostGuard({ perHostLimit: 10, failureThreshold: 2, initialCooldownMs: 500, forgetIdleAfterMs: 1000, now: () => nowMs });

@@ -9,6 +9,7 @@
  */
 import { createSemaphore } from '../concurrency/semaphore.js';
 import type { Semaphore } from '../concurrency/semaphore.js';
+import type { CircuitState, HostCircuit } from '../shared/circuit-state.js';
 
 export interface HostGuardOptions {
   perHostLimit: number;
@@ -31,6 +32,8 @@ export interface HostGuard {
   enter(host: string): Promise<HostEntry>;
   /** Hosts the guard keeps state for now. */
   readonly hostCount: number;
+  /** The circuit of each host the guard keeps state for (hosts without recent failures are not kept). */
+  circuits(): HostCircuit[];
 }
 
 const DEFAULT_FAILURE_THRESHOLD = 5;
@@ -111,6 +114,11 @@ export function createHostGuard(options: HostGuardOptions): HostGuard {
     }
   }
 
+  function circuitOf(state: HostState, nowMs: number): CircuitState {
+    if (state.consecutiveFailures < failureThreshold) return 'closed';
+    return nowMs < state.openUntilMs ? 'open' : 'half-open';
+  }
+
   return {
     async enter(host) {
       const nowMs = now();
@@ -137,6 +145,10 @@ export function createHostGuard(options: HostGuardOptions): HostGuard {
     },
     get hostCount() {
       return hosts.size;
+    },
+    circuits() {
+      const nowMs = now();
+      return [...hosts].map(([host, state]) => ({ host, state: circuitOf(state, nowMs) }));
     },
   };
 }

@@ -58,17 +58,18 @@ function service(...answers: Answer[]): { adapter: AxiosAdapter; requests: SentR
 
 /** Records what delivery tells the metrics. */
 function recordingMetrics() {
-  const attempts: StatusClass[] = [];
-  let retries = 0;
+  const attempts: string[] = [];
+  const retriedHosts: string[] = [];
   return {
     attempts,
-    retries: () => retries,
+    retriedHosts,
+    retries: () => retriedHosts.length,
     metrics: {
-      requestAttempted: (statusClass: StatusClass) => {
-        attempts.push(statusClass);
+      requestAttempted: (host: string, statusClass: StatusClass) => {
+        attempts.push(`${host} ${statusClass}`);
       },
-      requestRetried: () => {
-        retries += 1;
+      requestRetried: (host: string) => {
+        retriedHosts.push(host);
       },
     },
   };
@@ -174,8 +175,9 @@ describe('retries', () => {
     assert.deepEqual(requests.map((request) => request.headers[IDEMPOTENCY_HEADER]), ['r_unit_1', 'r_unit_1']);
     assert.ok(requests.every(isSignedOverItsBody));
     assert.deepEqual(notices, [{ attemptNumber: 1, retriesLeft: 2, reason: 'status code 503' }]);
-    assert.deepEqual(recorded.attempts, ['5xx', '2xx']);
-    assert.equal(recorded.retries(), 1);
+    // Counted by the host as in the URL, so a dashboard shows which service failed.
+    assert.deepEqual(recorded.attempts, ['service.internal 5xx', 'service.internal 2xx']);
+    assert.deepEqual(recorded.retriedHosts, ['service.internal']);
   });
 
   it('waits what Retry-After asks before trying a 429 again', async () => {
@@ -221,7 +223,7 @@ describe('retries', () => {
     assert.equal(error.retriable, true);
     assert.equal(result.attempts, 3);
     assert.equal(requests.length, 3);
-    assert.deepEqual(recorded.attempts, ['error', 'error', 'error']);
+    assert.deepEqual(recorded.attempts, Array(3).fill('service.internal error'));
   });
 
   it('reports an attempt that ran out of time as a timeout, in seconds', async () => {
@@ -283,7 +285,7 @@ describe('the circuit breaker of a failing host', () => {
     assert.equal(error.code, 'CIRCUIT_OPEN');
     assert.match(error.message, /^the circuit breaker for service\.internal is open after repeated failures \(next try in 60 s\)$/);
     assert.equal(requests.length, 2, 'the third run sent nothing');
-    assert.deepEqual(recorded.attempts, ['5xx', '5xx'], 'no attempt counted for the refused run');
+    assert.deepEqual(recorded.attempts, ['service.internal 5xx', 'service.internal 5xx'], 'no attempt counted for the refused run');
   });
 
   it('counts an answer below 500 as the host being up: its circuit stays closed', async () => {

@@ -18,9 +18,9 @@ import { signatureHeaders } from './sign.js';
 
 /** What delivery tells the metrics; health/metrics.ts implements it. */
 export interface DeliveryMetrics {
-  /** One attempt of a request to an internal service, with its duration. */
-  requestAttempted(statusClass: StatusClass, durationSeconds: number): void;
-  requestRetried(): void;
+  /** One attempt of a request to an internal service (`host` as in its URL), with its duration. */
+  requestAttempted(host: string, statusClass: StatusClass, durationSeconds: number): void;
+  requestRetried(host: string): void;
 }
 
 export type DeliveryResult =
@@ -205,7 +205,7 @@ export function createDeliverer(deps: DelivererDeps): Deliverer {
       value = await send(request, url, context, attemptNumber);
     } finally {
       release();
-      deps.metrics?.requestAttempted(statusClassOf(value?.kind === 'response' ? value.response.status : undefined), (performance.now() - startedAt) / 1000);
+      deps.metrics?.requestAttempted(url.host, statusClassOf(value?.kind === 'response' ? value.response.status : undefined), (performance.now() - startedAt) / 1000);
       // A host that answers, even with an error status below 500 or a redirect the allow-list refuses, is up.
       entry.leave(value !== undefined && (value.kind === 'response' ? value.response.status < 500 : value.error.code === REDIRECT_NOT_ALLOWED));
     }
@@ -239,7 +239,7 @@ export function createDeliverer(deps: DelivererDeps): Deliverer {
       }
       const { value, attempts } = await withRetries((attemptNumber) => attempt(request, url, context, attemptNumber), deps.retryPolicy, async (notice) => {
         context.logger.warn({ attempt: notice.attemptNumber, retriesLeft: notice.retriesLeft, reason: notice.reason }, 'request failed; retrying');
-        deps.metrics?.requestRetried();
+        deps.metrics?.requestRetried(url.host);
         await context.onRetry?.(notice);
       });
       return value.kind === 'response'

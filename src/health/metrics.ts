@@ -2,34 +2,33 @@
  * The agent's Prometheus metrics (issue 6), on a registry of its own — no global registry, so
  * tests and several agents in one process never share counts. Stages see only the small
  * `AgentMetrics` interface; gauges whose value another stage already knows (messages in hand,
- * consumer lag) are read from it when Prometheus scrapes, so the hot path pays nothing for them.
+ * consumer lag, circuits) are read from it when Prometheus scrapes (scrape-gauges.ts), so the hot
+ * path pays nothing for them. Node's default metrics keep their standard names (no prefix), so
+ * stock Node.js dashboards read them.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { HandleOutcome } from '../shared/source-message.js';
-import type { PartitionLag } from '../shared/source-status.js';
 import type { StatusClass } from '../shared/service-response.js';
 import { statusClassOf } from '../shared/service-response.js';
+import { createBoundedLabel } from './bounded-label.js';
+import type { BoundedLabel } from './bounded-label.js';
+import { METRIC_PREFIX, registerScrapeGauges } from './scrape-gauges.js';
+import type { MetricSources } from './scrape-gauges.js';
 
-/** Values read at scrape time from the stages that own them. */
-export interface MetricSources {
-  /** Messages handed to the pipeline and not finished. */
-  messagesInHand(): number;
-  /** Requests to internal services on the wire now. */
-  requestsInFlight(): number;
-  consumerLag(): readonly PartitionLag[];
-  /** Delivered runs whose reports Port has not all accepted yet. */
-  runsAwaitingReports(): number;
-  /** Port calls waiting for their turn in Port's API budget. */
-  portCallsWaiting(): number;
-}
+export type { MetricSources } from './scrape-gauges.js';
 
 export interface AgentMetrics {
   messageHandled(topic: string, outcome: HandleOutcome): void;
-  /** One attempt of a request to an internal service, with its duration. */
-  requestAttempted(statusClass: StatusClass, durationSeconds: number): void;
-  requestRetried(): void;
-  /** One HTTP call to the Port API (each retry is a call); `status` undefined when it got no answer. */
-  portCall(route: string, status: number | undefined): void;
+  /** One attempt of a request to an internal service (`host` as in its URL), with its duration. */
+  requestAttempted(host: string, statusClass: StatusClass, durationSeconds: number): void;
+  requestRetried(host: string): void;
+  /**
+   * One HTTP call to the Port API (each retry is a call) and how long it took; `status` undefined
+   * when it got no answer.
+   */
+  portCall(route: string, status: number | undefined, durationSeconds: number): void;
+  /** A run's final report was settled: seconds since the run's message was produced. */
+  runEnded(outcome: HandleOutcome, secondsSinceProduced: number): void;
   tokenRequested(): void;
   /** The `x-ratelimit-remaining` Port announced last. */
   budgetRemaining(remaining: number): void;
@@ -52,19 +51,32 @@ export interface BuildInfo {
   version: string;
 }
 
-const METRIC_PREFIX = 'port_agent_';
+export interface MetricsOptions {
+  /** Target hosts with series of their own; later ones are counted as `other` (bounded-label.ts). */
+  maxHostLabels?: number;
+}
+
+/**
+ * Target hosts with series of their own. A host's latency histogram is 15 series, so 50 hosts
+ * stay under a thousand; an agent with more targets sees the rest as `other`.
+ */
+export const DEFAULT_MAX_HOST_LABELS = 50;
 /** A webhook answers in milliseconds to tens of seconds (WEBHOOK_INVOKER_TIMEOUT defaults to 30 s). */
 const REQUEST_DURATION_BUCKETS_SECONDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+/** Port is tens to hundreds of milliseconds away; its calls time out after tens of seconds. */
+const PORT_CALL_DURATION_BUCKETS_SECONDS = [0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1, 2.5, 5, 10, 30];
+/**
+ * From the message's production to its final report: a backlog, retries with backoff (up to
+ * WEBHOOK_RETRY_MAX_TIME_SECONDS) or a Port that rations its budget make minutes possible.
+ */
+const RUN_DURATION_BUCKETS_SECONDS = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800];
 
-export function createAgentMetrics(build: BuildInfo): AgentMetrics {
+export function createAgentMetrics(build: BuildInfo, options: MetricsOptions = {}): AgentMetrics {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: METRIC_PREFIX });
-  // Gauges that prom-client names `_total`, which Prometheus reserves for counters (promtool
-  // rejects them); handle counts say little about the agent anyway.
-  for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
-    registry.removeSingleMetric(`${METRIC_PREFIX}${name}`);
-  }
-  let sources: MetricSources = { messagesInHand: () => 0, requestsInFlight: () => 0, consumerLag: () => [], runsAwaitingReports: () => 0, portCallsWaiting: () => 0 };
+  collectDefaultMetrics({ register: registry });
+  const hosts: BoundedLabel = createBoundedLabel(options.maxHostLabels ?? DEFAULT_MAX_HOST_LABELS);
+  let sources: MetricSources | undefined;
+  registerScrapeGauges(registry, () => sources, hosts);
 
   new Gauge({
     name: `${METRIC_PREFIX}build_info`,
@@ -79,28 +91,43 @@ export function createAgentMetrics(build: BuildInfo): AgentMetrics {
     labelNames: ['topic', 'outcome'],
     registers: [registry],
   });
+  const runDuration = new Histogram({
+    name: `${METRIC_PREFIX}run_duration_seconds`,
+    help: "A run's time from its message's production to its final report settled with Port, by outcome",
+    labelNames: ['outcome'],
+    buckets: RUN_DURATION_BUCKETS_SECONDS,
+    registers: [registry],
+  });
   const requests = new Counter({
     name: `${METRIC_PREFIX}webhook_requests_total`,
-    help: 'Request attempts to internal services, by status class (error: no answer)',
-    labelNames: ['status_class'],
+    help: 'Request attempts to internal services, by target host (the first 50 seen; later ones: other) and status class (error: no answer)',
+    labelNames: ['host', 'status_class'],
     registers: [registry],
   });
   const requestDuration = new Histogram({
     name: `${METRIC_PREFIX}webhook_request_duration_seconds`,
-    help: 'Duration of one request attempt to an internal service',
-    labelNames: ['status_class'],
+    help: 'Duration of one request attempt to an internal service, by target host',
+    labelNames: ['host'],
     buckets: REQUEST_DURATION_BUCKETS_SECONDS,
     registers: [registry],
   });
   const retries = new Counter({
     name: `${METRIC_PREFIX}webhook_retries_total`,
-    help: 'Requests to internal services tried again after a retryable failure',
+    help: 'Requests to internal services tried again after a retryable failure, by target host',
+    labelNames: ['host'],
     registers: [registry],
   });
   const portCalls = new Counter({
     name: `${METRIC_PREFIX}port_api_calls_total`,
     help: 'HTTP calls to the Port API, by route and status class (error: no answer)',
     labelNames: ['route', 'status_class'],
+    registers: [registry],
+  });
+  const portCallDuration = new Histogram({
+    name: `${METRIC_PREFIX}port_api_call_duration_seconds`,
+    help: 'Duration of one HTTP call to the Port API, by route (its wait for the budget not included)',
+    labelNames: ['route'],
+    buckets: PORT_CALL_DURATION_BUCKETS_SECONDS,
     registers: [registry],
   });
   const portErrors = new Counter({
@@ -141,61 +168,21 @@ export function createAgentMetrics(build: BuildInfo): AgentMetrics {
     labelNames: ['route', 'status'],
     registers: [registry],
   });
-  new Gauge({
-    name: `${METRIC_PREFIX}runs_awaiting_reports`,
-    help: 'Delivered runs whose reports Port has not all accepted yet (at most AGENT_MAX_PENDING_REPORTS)',
-    registers: [registry],
-    collect() {
-      this.set(sources.runsAwaitingReports());
-    },
-  });
-  new Gauge({
-    name: `${METRIC_PREFIX}port_api_calls_waiting`,
-    help: "Port API calls waiting for their turn in Port's API budget",
-    registers: [registry],
-    collect() {
-      this.set(sources.portCallsWaiting());
-    },
-  });
-  new Gauge({
-    name: `${METRIC_PREFIX}messages_in_hand`,
-    help: 'Messages being handled now, their reports included (bounded by twice AGENT_MAX_IN_FLIGHT plus AGENT_MAX_PENDING_REPORTS)',
-    registers: [registry],
-    collect() {
-      this.set(sources.messagesInHand());
-    },
-  });
-  new Gauge({
-    name: `${METRIC_PREFIX}webhook_requests_in_flight`,
-    help: 'Requests to internal services on the wire now (bounded by AGENT_MAX_IN_FLIGHT)',
-    registers: [registry],
-    collect() {
-      this.set(sources.requestsInFlight());
-    },
-  });
-  new Gauge({
-    name: `${METRIC_PREFIX}consumer_lag`,
-    help: 'Messages of a partition past the next offset the agent will commit',
-    labelNames: ['topic', 'partition'],
-    registers: [registry],
-    collect() {
-      // Partitions given up in a rebalance disappear instead of showing a stale lag.
-      this.reset();
-      for (const { topic, partition, lag } of sources.consumerLag()) this.set({ topic, partition: String(partition) }, lag);
-    },
-  });
-
   return {
     messageHandled: (topic, outcome) => messages.inc({ topic, outcome }),
-    requestAttempted(statusClass, durationSeconds) {
-      requests.inc({ status_class: statusClass });
-      requestDuration.observe({ status_class: statusClass }, durationSeconds);
+    requestAttempted(host, statusClass, durationSeconds) {
+      const label = hosts.of(host);
+      requests.inc({ host: label, status_class: statusClass });
+      requestDuration.observe({ host: label }, durationSeconds);
     },
-    requestRetried: () => retries.inc(),
-    portCall(route, status) {
+    requestRetried: (host) => retries.inc({ host: hosts.of(host) }),
+    portCall(route, status, durationSeconds) {
       portCalls.inc({ route, status_class: statusClassOf(status) });
+      portCallDuration.observe({ route }, durationSeconds);
       if (status === undefined || status >= 400) portErrors.inc({ route });
     },
+    // A clock set back between production and report would give a negative time.
+    runEnded: (outcome, seconds) => runDuration.observe({ outcome }, Math.max(0, seconds)),
     tokenRequested: () => tokenRequests.inc(),
     budgetRemaining: (remaining) => budgetRemaining.set(remaining),
     budgetWaited: (seconds) => budgetWait.inc(seconds),

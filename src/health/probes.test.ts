@@ -9,7 +9,7 @@ const NOW = 1_000_000;
 const OPTIONS = { consumerStaleAfterMs: 120_000, brokerSilentAfterMs: 6_000, eventLoopStallMs: 10_000 };
 
 function status(overrides: Partial<SourceStatus> = {}): SourceStatus {
-  return { state: 'consuming', lastBrokerAnswerAtMs: NOW - 1_000, lastAttemptAtMs: NOW - 1_000, messagesInHand: 0, lag: [], ...overrides };
+  return { state: 'consuming', lastBrokerAnswerAtMs: NOW - 1_000, lastAttemptAtMs: NOW - 1_000, messagesInHand: 0, lag: [], backlog: [], ...overrides };
 }
 
 function probesFor(inputs: Partial<ProbeInputs> & { loopDelayMs?: number }) {

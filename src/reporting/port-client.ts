@@ -51,8 +51,8 @@ export interface PortClient {
 
 /** What the Port client tells the metrics; health/metrics.ts implements it. */
 export interface PortCallMetrics {
-  /** One HTTP call to the Port API (each retry is a call); `status` undefined when it got no answer. */
-  portCall(route: string, status: number | undefined): void;
+  /** One HTTP call to the Port API (each retry is a call) and its duration; `status` undefined when it got no answer. */
+  portCall(route: string, status: number | undefined, durationSeconds: number): void;
   tokenRequested(): void;
 }
 
@@ -151,10 +151,12 @@ export function createPortClient(deps: PortClientDeps): PortClient {
   }
 
   async function sendOnce(method: string, route: string, path: string, json: string | undefined, headers: Record<string, string>): Promise<SentCall> {
+    const startedAt = performance.now();
+    const seconds = () => (performance.now() - startedAt) / 1000;
     try {
       const response = await deps.http.send({ method, path, headers: { 'content-type': 'application/json', ...headers }, body: json, timeoutMs });
       hasAnswered = true;
-      deps.metrics?.portCall(route, response.status);
+      deps.metrics?.portCall(route, response.status, seconds());
       const { text } = response;
       noteHealth(route, response.status, `answered ${response.status}`);
       if (response.status >= 200 && response.status < 300) {
@@ -173,7 +175,7 @@ export function createPortClient(deps: PortClientDeps): PortClient {
         headers: response.headers,
       };
     } catch (error) {
-      deps.metrics?.portCall(route, undefined);
+      deps.metrics?.portCall(route, undefined, seconds());
       const message = describeError(error);
       noteHealth(route, undefined, message);
       const reportError = new ReportError(`Port API ${route} could not be reached: ${message}`, { route, retriable: true, cause: error });

@@ -21,6 +21,11 @@ export interface SourceMessage {
   value: Buffer | null;
   /** A W3C `traceparent` that came with the message (a Kafka record header), to continue its trace. */
   traceparent: string | undefined;
+  /**
+   * When Port produced it, ms since the epoch: the Kafka record's timestamp, or a claimed run's
+   * `createdAt`; undefined when unknown. The start of a run's end-to-end time in the metrics.
+   */
+  producedAtMs?: number | undefined;
 }
 
 /**

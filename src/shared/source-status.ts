@@ -23,6 +23,8 @@ export interface SourceStatus {
   lastAttemptAtMs: number;
   /** Messages handed to the handler and not finished. */
   messagesInHand: number;
-  /** Per partition held: messages past the next offset to commit. */
+  /** Per partition held: messages past the next offset to commit, as of its last fetch. */
   lag: readonly PartitionLag[];
+  /** Per partition held: messages on the brokers past the group's position (Kafka; polling: none). */
+  backlog: readonly PartitionLag[];
 }

@@ -33,6 +33,8 @@ export interface BatchRunner {
   /** Waits for every message in hand and for their commits, e.g. before giving partitions up. */
   drain(): Promise<void>;
   lag(): PartitionLag[];
+  /** The next offset to commit of a partition held now, once it had a batch. */
+  nextToCommit(topic: string, partition: number): string | undefined;
 }
 
 /** What every message of one batch shares. */
@@ -58,6 +60,12 @@ function traceparentHeader(headers: KafkaMessage['headers']): string | undefined
   const value = headers?.traceparent;
   const first = Array.isArray(value) ? value[0] : value;
   return first === undefined ? undefined : first.toString();
+}
+
+/** A record's timestamp (ms since the epoch, as kafkajs gives it: a string); -1 or garbage: unknown. */
+function recordTimestampMs(timestamp: string): number | undefined {
+  const ms = Number(timestamp);
+  return Number.isFinite(ms) && ms > 0 ? ms : undefined;
 }
 
 /** While a batch waits for room, kafkajs sends no heartbeat of its own: send them, and notice a rebalance. */
@@ -93,7 +101,7 @@ export function createBatchRunner(deps: BatchRunnerDeps): BatchRunner {
     const { offset } = message;
     held.dispatched(offset);
     const handle = () =>
-      onMessage({ topic, partition, offset, role, origin: 'kafka', value: message.value, traceparent: traceparentHeader(message.headers) })
+      onMessage({ topic, partition, offset, role, origin: 'kafka', value: message.value, traceparent: traceparentHeader(message.headers), producedAtMs: recordTimestampMs(message.timestamp) })
         .then((handled) => place.awaitReports(handled))
         .then(() => undefined);
     const key = role === 'changelog' && message.key ? message.key.toString('base64') : undefined;
@@ -152,5 +160,5 @@ export function createBatchRunner(deps: BatchRunnerDeps): BatchRunner {
     if (heartbeats.isRebalancing) await drainBeforeRejoining();
   }
 
-  return { run, retirePartitions: () => partitions.retire(), drain, lag: () => partitions.lag() };
+  return { run, retirePartitions: () => partitions.retire(), drain, lag: () => partitions.lag(), nextToCommit: (topic, partition) => partitions.nextToCommit(topic, partition) };
 }

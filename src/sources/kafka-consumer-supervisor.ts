@@ -27,6 +27,8 @@ export interface ConsumerSupervisorDeps extends ConsumerSettings {
   connector: ConsumerConnector;
   /** The partitions held so far are gone (a rejoin, a rebuild after a defect): stop committing them. */
   onPartitionsLost: () => void;
+  /** The partitions of each topic the member got when it joined the group. */
+  onAssigned?: (assignment: Record<string, number[]>) => void;
   logger: Logger;
   /** Waits `ms` before the next attempt; tests pass their own. */
   sleep?: (ms: number) => Promise<void>;
@@ -76,6 +78,7 @@ export function createConsumerSupervisor(deps: ConsumerSupervisorDeps): Consumer
       backoff.reset();
       deps.onPartitionsLost();
       activity.state = logJoin(logger, deps.groupId, payload);
+      deps.onAssigned?.(payload.memberAssignment);
     },
     crashed(created, { error, restart }) {
       activity.attempted();

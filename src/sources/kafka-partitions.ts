@@ -33,6 +33,8 @@ export interface HeldPartitions {
   flushCommits(): Promise<void>;
   /** Per partition: messages past the next offset to commit. */
   lag(): PartitionLag[];
+  /** The next offset to commit of a partition held in the current generation, once it had a batch. */
+  nextToCommit(topic: string, partition: number): string | undefined;
 }
 
 interface PartitionEntry {
@@ -102,6 +104,7 @@ export function createHeldPartitions(deps: { logger: Logger }): HeldPartitions {
     async flushCommits() {
       await Promise.allSettled([...entries.values()].map((entry) => entry.flush()));
     },
+    nextToCommit: (topic, partition) => entries.get(`${topic}:${partition}`)?.nextToCommit(),
     lag() {
       const lag: PartitionLag[] = [];
       for (const { topic, partition, held, nextToCommit } of entries.values()) {

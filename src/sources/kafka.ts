@@ -9,6 +9,7 @@
 import type { Semaphore } from '../concurrency/semaphore.js';
 import type { Logger } from '../log.js';
 import { createInHandTracker } from './in-hand.js';
+import { createBrokerBacklog } from './kafka-backlog.js';
 import { createBatchRunner } from './kafka-batch-runner.js';
 import type { KafkaConnector } from './kafka-connector.js';
 import { createConsumerSupervisor } from './kafka-consumer-supervisor.js';
@@ -29,8 +30,13 @@ export interface KafkaSourceDeps {
   maxInHand: number;
   /** Delivered runs waiting for Port to accept their reports; fetching pauses at the limit too. */
   awaitingReports: Semaphore;
+  /** How often the brokers are asked for the backlog (kafka-backlog.ts). */
+  backlogIntervalMs?: number;
   logger: Logger;
 }
+
+/** As often as Prometheus scrapes by default (the chart's ServiceMonitor: 30 s). */
+const BACKLOG_INTERVAL_MS = 30_000;
 
 export function createKafkaSource(deps: KafkaSourceDeps): Source {
   const { logger } = deps;
@@ -38,6 +44,14 @@ export function createKafkaSource(deps: KafkaSourceDeps): Source {
   const heartbeatIntervalMs = Math.max(500, Math.floor(deps.sessionTimeoutMs / 10));
   const inHand = createInHandTracker({ maxInHand: deps.maxInHand, awaitingReports: deps.awaitingReports, shutdownGraceMs: deps.shutdownGraceMs, logger });
   const batches = createBatchRunner({ changeLogTopic: deps.changeLogTopic, heartbeatIntervalMs, inHand, isStopping: () => isStopping, logger });
+  const backlog = createBrokerBacklog({
+    client: () => deps.connector.client(),
+    groupId: deps.groupId,
+    fromBeginning: deps.fromBeginning,
+    nextToCommit: (topic, partition) => batches.nextToCommit(topic, partition),
+    intervalMs: deps.backlogIntervalMs ?? BACKLOG_INTERVAL_MS,
+    logger,
+  });
   const supervisor = createConsumerSupervisor({
     connector: deps.connector,
     groupId: deps.groupId,
@@ -47,6 +61,7 @@ export function createKafkaSource(deps: KafkaSourceDeps): Source {
     fetchMaxWaitMs: deps.fetchMaxWaitMs,
     fromBeginning: deps.fromBeginning,
     onPartitionsLost: () => batches.retirePartitions(),
+    onAssigned: (assignment) => backlog.assigned(assignment),
     logger,
   });
 
@@ -57,10 +72,12 @@ export function createKafkaSource(deps: KafkaSourceDeps): Source {
     async stop() {
       isStopping = true;
       const leaving = supervisor.stop(() => batches.drain());
-      await inHand.finishWithinGrace(leaving, 'in-flight messages did not finish within the grace period; they will be delivered again');
+      await Promise.all([backlog.stop(), inHand.finishWithinGrace(leaving, 'in-flight messages did not finish within the grace period; they will be delivered again')]);
     },
     status() {
-      return { ...supervisor.status(), messagesInHand: inHand.count, lag: batches.lag() };
+      const consumer = supervisor.status();
+      // A member that lost the group holds nothing it could vouch for.
+      return { ...consumer, messagesInHand: inHand.count, lag: batches.lag(), backlog: consumer.state === 'consuming' ? backlog.current() : [] };
     },
   };
 }

@@ -10,7 +10,7 @@ import type { Reporter, RunRef } from '../reporting/reporter.js';
 import type { MessageHandler } from '../shared/source-message.js';
 import type { InHandPlace, InHandTracker } from './in-hand.js';
 import type { ClaimApi } from './polling-claims.js';
-import { buildRunMessage } from './polling-message.js';
+import { buildRunMessage, claimedRunCreatedAtMs } from './polling-message.js';
 
 /** SPEC §8: the summary of a run the agent failed to process, as the reference words it. */
 export const PROCESSING_FAILED_SUMMARY = 'Agent failed to process the run';
@@ -55,7 +55,7 @@ async function processRun(acked: AckedRun, offset: string, handler: MessageHandl
       return;
     }
     // The handler reports its own failures (a service error, a mapping error…); only a crash is left.
-    const handled = await handler({ topic: api.topic, partition: 0, offset, role: 'runs', origin: 'claimed', value: Buffer.from(JSON.stringify(built.message)), traceparent: undefined });
+    const handled = await handler({ topic: api.topic, partition: 0, offset, role: 'runs', origin: 'claimed', value: Buffer.from(JSON.stringify(built.message)), traceparent: undefined, producedAtMs: claimedRunCreatedAtMs(run) });
     await place.awaitReports(handled);
   } catch (error) {
     runLogger.error({ err: describeError(error), stack: error instanceof Error ? error.stack : undefined }, 'run failed: processing it failed unexpectedly');

@@ -85,6 +85,13 @@ function buildNodeRun(nodeRun: Record<string, unknown>, runId: string): Record<s
   };
 }
 
+/** When Port created the run (its `createdAt`), ms since the epoch; undefined when it says none. */
+export function claimedRunCreatedAtMs(run: unknown): number | undefined {
+  if (!isPlainObject(run) || typeof run.createdAt !== 'string') return undefined;
+  const ms = Date.parse(run.createdAt);
+  return Number.isFinite(ms) ? ms : undefined;
+}
+
 /** The message handled for a claimed run whose id `claimedRunId` read. */
 export function buildRunMessage(kind: ClaimedRunKind, run: unknown, runId: string): BuiltRunMessage {
   if (!isPlainObject(run)) return { ok: false, reason: 'the claimed run is not an object' };

@@ -133,6 +133,7 @@ export function createPollingSource(deps: PollingSourceDeps): Source {
         lastAttemptAtMs: busyAtMs ?? activity.lastAttemptAtMs,
         messagesInHand: inHand.count,
         lag: [],
+        backlog: [],
       };
     },
   };
