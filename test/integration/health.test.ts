@@ -17,7 +17,7 @@ import type { PortStandIn } from '../support/port-stand-in.js';
 import { waitFor } from '../support/wait.js';
 import { startWebhookTarget } from '../support/webhook-target.js';
 import type { WebhookTarget } from '../support/webhook-target.js';
-import { agentSetup, closeRealParts, healthPortOf, startConsumingAgent } from '../support/harness.js';
+import { agentSetup, closeRealParts, healthPortOf, startConsumingAgent, startRealParts } from '../support/harness.js';
 import type { AgentSetup } from '../support/harness.js';
 
 const INCOMING_TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
@@ -166,6 +166,47 @@ describe('the health server of a running agent', () => {
   });
 });
 
+describe('the backlog of an agent that holds all it may', () => {
+  const WAITING_RUNS = 20;
+  let parts: Awaited<ReturnType<typeof startRealParts>>;
+  let agent: AgentProcess;
+  let releaseService: () => void = () => undefined;
+  const serviceReleased = new Promise<void>((resolve) => {
+    releaseService = resolve;
+  });
+
+  before(async () => {
+    parts = await startRealParts({ respond: async () => {
+      await serviceReleased;
+      return { status: 200 };
+    } });
+    const setup = agentSetup(parts.broker, parts.port, { AGENT_MAX_IN_FLIGHT: '1', KAFKA_CONSUMER_AUTO_OFFSET_RESET: 'earliest' });
+    // Produced before the agent joins: the brokers hold them all, the agent fetches only what it may hold.
+    await produce(parts.broker.brokers, setup.runsTopic, Array.from({ length: WAITING_RUNS }, (_, index) => ({
+      key: `k${index}`,
+      value: signed(actionRunMessage({ runId: `r_waiting_${index}`, url: `${parts.target.url}/slow` }), parts.port.clientSecret),
+    })));
+    agent = await startConsumingAgent(setup);
+  });
+
+  after(async () => {
+    releaseService();
+    await agent?.stop();
+    await closeRealParts(parts);
+  });
+
+  it('counts on the brokers what the agent has not fetched, while the lag sees only what it holds', async () => {
+    const healthPort = await healthPortOf(agent);
+    const metrics = await waitFor(async () => {
+      const text = (await get(healthPort, '/metrics')).text;
+      return samples(text, 'port_agent_consumer_backlog', {}).length > 0 && parts.target.requests.length > 0 ? text : undefined;
+    }, { description: 'the backlog asked of the brokers and the first run sent' });
+    const backlog = samples(metrics, 'port_agent_consumer_backlog', {}).reduce((total, value) => total + value, 0);
+    assert.equal(backlog, WAITING_RUNS, 'nothing finished: every message is still on the brokers past the group');
+    assert.ok((sample(metrics, 'port_agent_messages_in_hand') ?? Infinity) < WAITING_RUNS, 'the agent holds only a few of them');
+  });
+});
+
 describe('the health of an agent whose broker is gone', () => {
   let broker: Broker;
   let port: PortStandIn;
@@ -197,5 +238,8 @@ describe('the health of an agent whose broker is gone', () => {
     assert.match(body.checks.consumer, /reconnecting|has not answered/);
     const liveness = await get(healthPort, '/healthz');
     assert.equal(liveness.status, 200, `still alive: ${liveness.text}`);
+    const metrics = (await get(healthPort, '/metrics')).text;
+    assert.equal(sample(metrics, 'port_agent_ready'), 0, 'the ready gauge says what /readyz says');
+    assert.deepEqual(samples(metrics, 'port_agent_consumer_backlog', {}), [], 'no backlog figures from a member that lost its brokers');
   });
 });
