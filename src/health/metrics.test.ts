@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import type { HostCircuit } from '../shared/circuit-state.js';
 import { createAgentMetrics } from './metrics.js';
 import type { MetricSources } from './metrics.js';
+import { NO_SOURCES } from './scrape-gauges.js';
 
 /** The value of the one sample `name{labels}` in a text exposition, if there is one. */
 function sample(text: string, name: string, labels = ''): number | undefined {
@@ -11,17 +12,7 @@ function sample(text: string, name: string, labels = ''): number | undefined {
 }
 
 function sources(overrides: Partial<MetricSources>): MetricSources {
-  return {
-    messagesInHand: () => 0,
-    requestsInFlight: () => 0,
-    consumerLag: () => [],
-    brokerBacklog: () => [],
-    runsAwaitingReports: () => 0,
-    portCallsWaiting: () => 0,
-    circuits: () => [],
-    isReady: () => true,
-    ...overrides,
-  };
+  return { ...NO_SOURCES, isReady: () => true, ...overrides };
 }
 
 describe('createAgentMetrics', () => {

@@ -79,7 +79,7 @@ export function registerScrapeGauges(registry: Registry, sources: () => MetricSo
     collect() {
       this.reset();
       const worst = new Map<string, number>();
-      for (const { host, state } of sources()?.circuits() ?? []) {
+      for (const { host, state } of (sources() ?? NO_SOURCES).circuits()) {
         const label = hosts.of(host);
         worst.set(label, Math.max(worst.get(label) ?? 0, CIRCUIT_STATE_VALUES[state]));
       }
@@ -88,7 +88,8 @@ export function registerScrapeGauges(registry: Registry, sources: () => MetricSo
   });
 }
 
-const NO_SOURCES: MetricSources = {
+/** Before the agent wires its stages: nothing in hand, nothing known, not ready. */
+export const NO_SOURCES: MetricSources = {
   messagesInHand: () => 0,
   requestsInFlight: () => 0,
   consumerLag: () => [],

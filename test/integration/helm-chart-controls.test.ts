@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import type { Rendered } from '../support/helm-chart.js';
-import { APP_VERSION, CHART, FIRST_RENDER_TIMEOUT_MS, RELEASE, byName, example, field, list, readExample, record, render, renderFails, runRenderer } from '../support/helm-chart.js';
+import { APP_VERSION, CHART, FIRST_RENDER_TIMEOUT_MS, RELEASE, byName, example, field, list, readExample, record, render, renderFails, compileRenderer } from '../support/helm-chart.js';
 
 const DIGEST = `sha256:${'0123456789abcdef'.repeat(4)}`;
 
@@ -47,11 +47,7 @@ function thisChartsTopLevelKeys(valuesText: string): string[] {
 }
 
 describe('Helm chart helm/port-agent: operational controls', () => {
-  before(async () => {
-    // Compiles the renderer once, so that the tests below are timed on rendering alone.
-    const result = await runRenderer(['--show-only', 'templates/secret.yaml']);
-    assert.equal(result.code, 0, result.stderr);
-  }, { timeout: FIRST_RENDER_TIMEOUT_MS });
+  before(compileRenderer, { timeout: FIRST_RENDER_TIMEOUT_MS });
 
   describe('the ServiceAccount token', () => {
     it('is not mounted by default, nor with a named ServiceAccount or an official values file', async () => {

@@ -6,7 +6,7 @@
 import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Rendered } from '../support/helm-chart.js';
-import { APP_VERSION, FIRST_RENDER_TIMEOUT_MS, NAMESPACE, RELEASE, byName, example, field, list, readExample, record, render, renderFails, runRenderer } from '../support/helm-chart.js';
+import { APP_VERSION, FIRST_RENDER_TIMEOUT_MS, NAMESPACE, RELEASE, byName, example, field, list, readExample, record, render, renderFails, compileRenderer } from '../support/helm-chart.js';
 
 function secretRef(secret: string, key: string): unknown {
   return { secretKeyRef: { name: secret, key } };
@@ -88,11 +88,7 @@ selfSignedCertificate:
 `;
 
 describe('Helm chart helm/port-agent', () => {
-  before(async () => {
-    // Compiles the renderer once, so that the tests below are timed on rendering alone.
-    const result = await runRenderer(['--show-only', 'templates/secret.yaml']);
-    assert.equal(result.code, 0, result.stderr);
-  }, { timeout: FIRST_RENDER_TIMEOUT_MS });
+  before(compileRenderer, { timeout: FIRST_RENDER_TIMEOUT_MS });
 
   describe('default values', () => {
     it('renders only the Deployment and the credentials Secret', async () => {

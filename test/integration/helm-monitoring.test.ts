@@ -17,7 +17,7 @@ import type { ExposedSample } from '../support/exposition.js';
 import { agentSetup, closeRealParts, healthPortOf, startConsumingAgent, startRealParts } from '../support/harness.js';
 import type { AgentSetup } from '../support/harness.js';
 import type { Rendered } from '../support/helm-chart.js';
-import { CHART, FIRST_RENDER_TIMEOUT_MS, NAMESPACE, RELEASE, field, list, record, render, runRenderer } from '../support/helm-chart.js';
+import { CHART, FIRST_RENDER_TIMEOUT_MS, NAMESPACE, RELEASE, field, list, record, render, compileRenderer } from '../support/helm-chart.js';
 import { produce } from '../support/kafka.js';
 import { actionRunMessage, signed } from '../support/messages.js';
 import type { PortStandIn } from '../support/port-stand-in.js';
@@ -116,8 +116,7 @@ describe('the chart\'s monitoring over a running agent\'s metrics', () => {
   let folder: string;
 
   before(async () => {
-    const compiled = await runRenderer(['--show-only', 'templates/secret.yaml']);
-    assert.equal(compiled.code, 0, compiled.stderr);
+    await compileRenderer();
     rendered = await render(MONITORING);
     folder = folderWith({});
 
