@@ -43,6 +43,7 @@ import type { RetryPolicy } from './retry/retry-policy.js';
 import { AGENT_VERSION } from './shared/package-root.js';
 import type { MessageHandler } from './shared/source-message.js';
 import { createKafkaSourceFromConfig } from './sources/kafka-from-config.js';
+import { CLAIM_APIS } from './sources/polling-claims.js';
 import { createPollingSource, pollingProbeWindows } from './sources/polling.js';
 import type { Source } from './sources/types.js';
 import { trustedSecureContext } from './trust/secure-context.js';
@@ -248,6 +249,11 @@ function logStarting(config: Config, logger: Logger): void {
   );
 }
 
+/** The topics the configured source reads, as its messages name them in logs and metrics. */
+function sourceTopics(config: Config): string[] {
+  return config.streamerName === 'POLLING' ? CLAIM_APIS.map((api) => api.topic) : [config.kafka.runsTopic, config.kafka.changeLogTopic];
+}
+
 /** The source of the configured streamer (SPEC §8, STREAMER_NAME=POLLING: no Kafka). */
 function sourceName(config: Config): string {
   return config.streamerName === 'POLLING' ? 'the polling source' : 'the Kafka source';
@@ -321,7 +327,7 @@ export async function createAgent(config: Config, deps: AgentDeps): Promise<Agen
     throw error;
   }
   const { key, secureContext } = startup;
-  const metrics = createAgentMetrics({ version: AGENT_VERSION });
+  const metrics = createAgentMetrics({ version: AGENT_VERSION }, { topics: sourceTopics(config) });
   const { port, budget, reporter, http: portHttp } = buildReporting(config, secureContext, metrics, logger);
   const requestSlots = createSemaphore(config.maxInFlight);
   const delivery = buildDelivery(config, secureContext, requestSlots, metrics);

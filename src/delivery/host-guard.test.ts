@@ -98,6 +98,20 @@ describe('createHostGuard', () => {
     assert.deepEqual(guard.circuits(), [], 'a host that answered again is closed and no longer kept');
   });
 
+  it('lists only failing hosts, and none once unused for the forget period, even if no request comes to sweep them', async () => {
+    let nowMs = 0;
+    const guard = createHostGuard({ perHostLimit: 10, failureThreshold: 2, initialCooldownMs: 500, forgetIdleAfterMs: 1000, now: () => nowMs });
+    const busy = await guard.enter('busy:80');
+    await enterAndLeave(guard, 'down:80', false);
+    await enterAndLeave(guard, 'down:80', false);
+    assert.deepEqual(guard.circuits(), [{ host: 'down:80', state: 'open' }], 'a host with a request in flight and no failure is not listed');
+    nowMs = 999;
+    assert.deepEqual(guard.circuits(), [{ host: 'down:80', state: 'half-open' }]);
+    nowMs = 1000;
+    assert.deepEqual(guard.circuits(), [], 'a quiet agent: the tripped host is as good as forgotten');
+    if (busy.kind === 'entered') busy.leave(true);
+  });
+
   it('keeps an open or half-open circuit, and forgets a tripped host only once unused for the period', async () => {
     let nowMs = 0;
     const guard = createHostGuard({ perHostLimit: 10, failureThreshold: 2, initialCooldownMs: 500, forgetIdleAfterMs: 1000, now: () => nowMs });

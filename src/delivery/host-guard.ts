@@ -32,7 +32,7 @@ export interface HostGuard {
   enter(host: string): Promise<HostEntry>;
   /** Hosts the guard keeps state for now. */
   readonly hostCount: number;
-  /** The circuit of each host the guard keeps state for (hosts without recent failures are not kept). */
+  /** The circuit of each host whose last requests failed, until the guard forgets it (5 minutes unused). */
   circuits(): HostCircuit[];
 }
 
@@ -148,7 +148,9 @@ export function createHostGuard(options: HostGuardOptions): HostGuard {
     },
     circuits() {
       const nowMs = now();
-      return [...hosts].map(([host, state]) => ({ host, state: circuitOf(state, nowMs) }));
+      // Only failing hosts, and not those the next sweep forgets: on an agent that gets no more
+      // runs, a tripped host would otherwise read half-open for ever.
+      return [...hosts].filter(([, state]) => state.consecutiveFailures > 0 && !isForgettable(state, nowMs)).map(([host, state]) => ({ host, state: circuitOf(state, nowMs) }));
     },
   };
 }

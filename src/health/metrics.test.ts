@@ -72,6 +72,13 @@ describe('createAgentMetrics', () => {
     assert.equal(sample(text, 'port_agent_port_api_calls_waiting'), 7);
   });
 
+  it('starts the message counts of the topics it is given at 0 for every outcome', async () => {
+    const text = await createAgentMetrics({ version: '1' }, { topics: ['org.runs'] }).render();
+    for (const outcome of ['delivered', 'failed', 'skipped', 'dropped']) {
+      assert.equal(sample(text, 'port_agent_messages_total', `{topic="org.runs",outcome="${outcome}"}`), 0, outcome);
+    }
+  });
+
   it('times Port calls by route and runs from production to final report by outcome', async () => {
     const metrics = createAgentMetrics({ version: '1' });
     metrics.portCall('PATCH /v1/actions/runs/:runId', 200, 0.08);

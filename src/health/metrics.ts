@@ -7,6 +7,7 @@
  * stock Node.js dashboards read them.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { HANDLE_OUTCOMES } from '../shared/source-message.js';
 import type { HandleOutcome } from '../shared/source-message.js';
 import type { StatusClass } from '../shared/service-response.js';
 import { statusClassOf } from '../shared/service-response.js';
@@ -54,6 +55,11 @@ export interface BuildInfo {
 export interface MetricsOptions {
   /** Target hosts with series of their own; later ones are counted as `other` (bounded-label.ts). */
   maxHostLabels?: number;
+  /**
+   * The topics the source reads: their message counts start at 0 for every outcome, so the first
+   * failed run shows in a rate (a counter series created at 1 has no increase to show).
+   */
+  topics?: readonly string[];
 }
 
 /**
@@ -74,7 +80,8 @@ const RUN_DURATION_BUCKETS_SECONDS = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120
 export function createAgentMetrics(build: BuildInfo, options: MetricsOptions = {}): AgentMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
-  const hosts: BoundedLabel = createBoundedLabel(options.maxHostLabels ?? DEFAULT_MAX_HOST_LABELS);
+  const maxHostLabels = options.maxHostLabels ?? DEFAULT_MAX_HOST_LABELS;
+  const hosts: BoundedLabel = createBoundedLabel(maxHostLabels);
   let sources: MetricSources | undefined;
   registerScrapeGauges(registry, () => sources, hosts);
 
@@ -91,6 +98,7 @@ export function createAgentMetrics(build: BuildInfo, options: MetricsOptions = {
     labelNames: ['topic', 'outcome'],
     registers: [registry],
   });
+  for (const topic of options.topics ?? []) for (const outcome of HANDLE_OUTCOMES) messages.inc({ topic, outcome }, 0);
   const runDuration = new Histogram({
     name: `${METRIC_PREFIX}run_duration_seconds`,
     help: "A run's time from its message's production to its final report settled with Port, by outcome",
@@ -100,7 +108,7 @@ export function createAgentMetrics(build: BuildInfo, options: MetricsOptions = {
   });
   const requests = new Counter({
     name: `${METRIC_PREFIX}webhook_requests_total`,
-    help: 'Request attempts to internal services, by target host (the first 50 seen; later ones: other) and status class (error: no answer)',
+    help: `Request attempts to internal services, by target host (the first ${maxHostLabels} seen; later ones: other) and status class (error: no answer)`,
     labelNames: ['host', 'status_class'],
     registers: [registry],
   });

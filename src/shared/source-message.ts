@@ -36,7 +36,8 @@ export interface SourceMessage {
  * - skipped: deliberately not ours (agent: false, no matching mapping)
  * - dropped: refused (bad signature, unreadable message)
  */
-export type HandleOutcome = 'delivered' | 'failed' | 'skipped' | 'dropped';
+export const HANDLE_OUTCOMES = ['delivered', 'failed', 'skipped', 'dropped'] as const;
+export type HandleOutcome = (typeof HANDLE_OUTCOMES)[number];
 
 /**
  * A handled message: how it ended, once the internal service has it (or the run failed), and when

@@ -9,6 +9,7 @@ import type { Admin, Kafka } from 'kafkajs';
 import { describeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { PartitionLag } from '../shared/source-status.js';
+import { isAuthenticationFailure } from './kafka-connector.js';
 
 /** What the backlog needs of kafkajs' admin client. */
 export type BacklogAdmin = Pick<Admin, 'connect' | 'disconnect' | 'fetchTopicOffsets' | 'fetchOffsets'>;
@@ -16,6 +17,8 @@ export type BacklogAdmin = Pick<Admin, 'connect' | 'disconnect' | 'fetchTopicOff
 export interface BrokerBacklogDeps {
   /** The current client (renewed credentials give a new one); its admin asks the brokers. */
   client: () => Promise<Pick<Kafka, 'admin'>>;
+  /** The brokers refused the credentials (Port rotated them): the next client gets them again. */
+  renew: () => void;
   groupId: string;
   /** KAFKA_CONSUMER_AUTO_OFFSET_RESET=earliest: a partition without a commit starts at its beginning. */
   fromBeginning: boolean;
@@ -49,9 +52,16 @@ export function createBrokerBacklog(deps: BrokerBacklogDeps): BrokerBacklog {
     const client = await deps.client();
     if (admin?.of === client) return admin.admin;
     await admin?.admin.disconnect().catch(() => undefined);
-    // One try per refresh: the next refresh is the retry.
-    const created = client.admin({ retry: { retries: 0 } });
-    await created.connect();
+    admin = undefined;
+    // A couple of quick tries ride out a coordinator moving just after a join; the next refresh is the real retry.
+    const created = client.admin({ retry: { retries: 2, initialRetryTime: 300, maxRetryTime: 3_000 } });
+    try {
+      await created.connect();
+    } catch (error) {
+      // kafkajs keeps the seed broker's connection after a refused login.
+      await created.disconnect().catch(() => undefined);
+      throw error;
+    }
     if (isStopped) {
       await created.disconnect().catch(() => undefined);
       throw new Error('the source stopped');
@@ -101,9 +111,12 @@ export function createBrokerBacklog(deps: BrokerBacklogDeps): BrokerBacklog {
       if (isFailing) logger.info({ groupId: deps.groupId }, 'the brokers answer the backlog query again');
       isFailing = false;
     } catch (error) {
+      // stop() disconnected the admin under this query: nothing failed.
+      if (isStopped) return;
       figures = [];
       await admin?.admin.disconnect().catch(() => undefined);
       admin = undefined;
+      if (isAuthenticationFailure(error)) deps.renew();
       // Once per failing streak: the consumer's own errors say more about a broker that is away.
       if (!isFailing) logger.warn({ groupId: deps.groupId, err: describeError(error) }, 'could not ask the brokers for the backlog; port_agent_consumer_backlog is empty until they answer');
       isFailing = true;

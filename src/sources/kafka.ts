@@ -46,6 +46,7 @@ export function createKafkaSource(deps: KafkaSourceDeps): Source {
   const batches = createBatchRunner({ changeLogTopic: deps.changeLogTopic, heartbeatIntervalMs, inHand, isStopping: () => isStopping, logger });
   const backlog = createBrokerBacklog({
     client: () => deps.connector.client(),
+    renew: () => deps.connector.renew(),
     groupId: deps.groupId,
     fromBeginning: deps.fromBeginning,
     nextToCommit: (topic, partition) => batches.nextToCommit(topic, partition),

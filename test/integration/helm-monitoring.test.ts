@@ -54,7 +54,8 @@ function metricNamesIn(query: string): string[] {
     .replace(/"(?:[^"\\]|\\.)*"/g, '""')
     .replace(/\{[^}]*\}/g, ' ')
     .replace(/\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)/g, ' ')
-    .replace(/\[[^\]]*\]/g, ' ');
+    .replace(/\[[^\]]*\]/g, ' ')
+    .replace(/\boffset\s+\S+/g, ' ');
   const names: string[] = [];
   for (const match of bare.matchAll(/[a-zA-Z_:][a-zA-Z0-9_:]*/g)) {
     const after = bare.slice((match.index ?? 0) + match[0].length);
@@ -172,6 +173,7 @@ describe('the chart\'s monitoring over a running agent\'s metrics', () => {
     assert.deepEqual(metricNamesIn('histogram_quantile(0.95, sum by (host, le) (rate(port_agent_x_bucket{job=~"$job", a="b{c}"}[$__rate_interval])))'), ['port_agent_x_bucket']);
     assert.deepEqual(metricNamesIn('count(a_total >= 1) or vector(0)'), ['a_total']);
     assert.deepEqual(metricNamesIn('x / on (instance) group_left(version) build_info'), ['x', 'build_info']);
+    assert.deepEqual(metricNamesIn('increase(d[5m]) or (d unless d offset $__rate_interval)'), ['d', 'd', 'd']);
   });
 
   it('queries, in every panel and variable, only metrics the running agent exports, in valid PromQL', () => {
@@ -226,8 +228,12 @@ describe('the chart\'s monitoring over a running agent\'s metrics', () => {
     const failedRuns = scraped(samplesOf(scrape, 'port_agent_messages_total', { ...runs, outcome: 'failed' })[0], 'failed runs');
     const deliveredRuns = scraped(samplesOf(scrape, 'port_agent_messages_total', { ...runs, outcome: 'delivered' })[0], 'delivered runs');
     const awaitingReports = scraped(samplesOf(scrape, 'port_agent_runs_awaiting_reports')[0], 'runs awaiting reports');
-    const acceptedCalls = scraped(samplesOf(scrape, 'port_agent_port_api_calls_total', { status_class: '2xx' })[0], 'Port calls answered 2xx');
+    const acceptedReports = scraped(samplesOf(scrape, 'port_agent_port_api_calls_total', { status_class: '2xx' }).find((sample) => sample.labels.route?.includes('/runs/:runId')), 'reports Port accepted');
+    const acceptedOtherCalls = scraped(samplesOf(scrape, 'port_agent_port_api_calls_total', { route: 'PATCH /v1/organization', status_class: '2xx' })[0], 'other Port calls answered 2xx');
     const ready = scraped(samplesOf(scrape, 'port_agent_ready')[0], 'readiness');
+    // The same agent's readiness in another release of the chart: its own rule alerts on it.
+    const otherRelease = ready.replace(`job="${service}"`, 'job="other-release-port-agent"');
+    assert.notEqual(otherRelease, ready);
     const downHost = new URL(downService.url).host;
     const circuit = scraped(samplesOf(scrape, 'port_agent_webhook_circuit_state', { host: downHost })[0], `the circuit of ${downHost}`);
 
@@ -244,15 +250,18 @@ describe('the chart\'s monitoring over a running agent\'s metrics', () => {
       alert_rule_test: checks.map(([alertname, exp_alerts]) => ({ eval_time: '25m', alertname, exp_alerts })),
     });
     const tests = [
-      // Trouble: 6 of 10 runs a minute fail; reports wait while Port accepts nothing; not ready; a circuit open.
+      // Trouble: 6 of 10 runs a minute fail; reports wait while Port accepts no report (other calls
+      // still pass); not ready; a circuit open, probing now and then. Another release is not ready too.
       test(
         [
           [failedRuns, '0+6x30'],
           [deliveredRuns, '0+4x30'],
           [awaitingReports, '3x30'],
-          [acceptedCalls, '40+0x30'],
+          [acceptedReports, '40+0x30'],
+          [acceptedOtherCalls, '1+1x30'],
           [ready, '0x30'],
-          [circuit, '2x30'],
+          [otherRelease, '0x30'],
+          [circuit, '2 2 2 2 1 2 2 2 2 1 2 2 2 2 1 2 2 2 2 1 2 2 2 2 1 2 2 2 2 1'],
         ],
         [
           ['PortAgentRunsFailing', [expected('PortAgentRunsFailing')]],
@@ -261,17 +270,26 @@ describe('the chart\'s monitoring over a running agent\'s metrics', () => {
           ['PortAgentCircuitOpen', [expected('PortAgentCircuitOpen', { host: downHost })]],
         ],
       ),
-      // All well: 1 in 100 runs fails; reports wait but Port accepts calls; ready; a circuit open 3 minutes, then closed.
+      // All well: 1 in 100 runs fails; reports wait but Port accepts them; ready; a circuit open 3
+      // minutes, then gone. Then a quiet agent: 2 failures out of 2 runs in 10 minutes page no one.
       test(
         [
           [failedRuns, '0+1x30'],
           [deliveredRuns, '0+99x30'],
           [awaitingReports, '3x30'],
-          [acceptedCalls, '40+20x30'],
+          [acceptedReports, '40+20x30'],
           [ready, '1x30'],
-          [circuit, '2x3 0x27'],
+          [circuit, '2x3'],
         ],
         alerts.map((alert) => [alert.alert, []]),
+      ),
+      // A quiet agent: one run every 6 minutes, each failing — every run fails, never 3 in 10 minutes.
+      test(
+        [
+          [failedRuns, '0x5 1x5 2x5 3x5 4x5'],
+          [deliveredRuns, '0x30'],
+        ],
+        [['PortAgentRunsFailing', []]],
       ),
     ];
     const tested = new Set(tests[0]?.alert_rule_test.map((check) => check.alertname));
