@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { isDeepStrictEqual } from 'node:util';
 import pinoPretty from 'pino-pretty';
 import { startBroker } from '../test/support/broker.js';
+import { samplesOf } from '../test/support/exposition.js';
 import { disconnectKafkaClients, produce } from '../test/support/kafka.js';
 import { actionRunMessage, changelogMessage, nodeRunMessage, signed } from '../test/support/messages.js';
 import { startPortStandIn } from '../test/support/port-stand-in.js';
@@ -518,10 +519,9 @@ async function healthSnapshot(agentLogs: AgentLogLine[]): Promise<string> {
     const [liveness, readiness, metrics] = [await get('/healthz'), await get('/readyz'), await get('/metrics')];
     const total = (name: string, label: string): string => {
       const counts = new Map<string, number>();
-      for (const line of metrics.text.split('\n')) {
-        if (!line.startsWith(`${name}{`)) continue;
-        const key = new RegExp(`${label}="([^"]*)"`).exec(line)?.[1] ?? '?';
-        counts.set(key, (counts.get(key) ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1)));
+      for (const { labels, value } of samplesOf(metrics.text, name)) {
+        const key = labels[label] ?? '?';
+        counts.set(key, (counts.get(key) ?? 0) + value);
       }
       return [...counts].map(([key, count]) => `${key} ${count}`).join(', ');
     };

@@ -9,6 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import { RUN_LOG } from '../../src/reporting/run-log-texts.js';
 import type { AgentLogLine, AgentProcess } from '../support/agent-process.js';
 import { startBroker } from '../support/broker.js';
+import { samplesOf } from '../support/exposition.js';
 import type { Broker } from '../support/broker.js';
 import { produce } from '../support/kafka.js';
 import { actionRunMessage, signed } from '../support/messages.js';
@@ -35,11 +36,7 @@ async function get(port: number, path: string): Promise<Answer> {
 
 /** The values of the samples of `name` carrying `labels` (others may be there too). */
 function samples(metrics: string, name: string, labels: Record<string, string>): number[] {
-  return metrics
-    .split('\n')
-    .filter((line) => line.startsWith(`${name}{`) || line.startsWith(`${name} `))
-    .filter((line) => Object.entries(labels).every(([key, value]) => line.includes(`${key}="${value}"`)))
-    .map((line) => Number(line.slice(line.lastIndexOf(' ') + 1)));
+  return samplesOf(metrics, name, labels).map((found) => found.value);
 }
 
 /** The one sample of `name` with `labels`, e.g. `port_agent_messages_total{topic="t",outcome="delivered"}`. */
@@ -125,15 +122,15 @@ describe('the health server of a running agent', () => {
     assert.ok(sample(metrics, 'port_agent_build_info', { version: '0.1.0' }) === 1, 'build info with the package version');
     assert.ok(sample(metrics, 'process_resident_memory_bytes') !== undefined, 'process metrics, under their standard names');
     // Every message of the partitions it holds is handled: no lag left.
-    const lags = metrics.split('\n').filter((line) => line.startsWith('port_agent_consumer_lag{'));
+    const lags = samplesOf(metrics, 'port_agent_consumer_lag');
     assert.ok(lags.length > 0, 'a lag per partition held');
-    for (const line of lags) assert.match(line, / 0$/, line);
+    for (const lag of lags) assert.equal(lag.value, 0, JSON.stringify(lag));
     // The brokers asked at the join: the partitions held, nothing left on them.
     const backlog = await waitFor(async () => {
-      const lines = (await get(healthPort, '/metrics')).text.split('\n').filter((line) => line.startsWith('port_agent_consumer_backlog{'));
-      return lines.length > 0 ? lines : undefined;
+      const found = samplesOf((await get(healthPort, '/metrics')).text, 'port_agent_consumer_backlog');
+      return found.length > 0 ? found : undefined;
     }, { description: 'the backlog asked of the brokers' });
-    for (const line of backlog) assert.match(line, / 0$/, line);
+    for (const partition of backlog) assert.equal(partition.value, 0, JSON.stringify(partition));
 
     // promtool reads the exposition from standard input and exits non-zero on any problem. Its one
     // finding is about Node's standard gauges named `_total`, kept so stock Node.js dashboards work.
