@@ -13,7 +13,7 @@ import type { StatusClass } from '../shared/service-response.js';
 import { statusClassOf } from '../shared/service-response.js';
 import { createBoundedLabel } from './bounded-label.js';
 import type { BoundedLabel } from './bounded-label.js';
-import { METRIC_PREFIX, registerScrapeGauges } from './scrape-gauges.js';
+import { METRIC_PREFIX, NO_SOURCES, registerScrapeGauges } from './scrape-gauges.js';
 import type { MetricSources } from './scrape-gauges.js';
 
 export type { MetricSources } from './scrape-gauges.js';
@@ -82,8 +82,12 @@ export function createAgentMetrics(build: BuildInfo, options: MetricsOptions = {
   collectDefaultMetrics({ register: registry });
   const maxHostLabels = options.maxHostLabels ?? DEFAULT_MAX_HOST_LABELS;
   const hosts: BoundedLabel = createBoundedLabel(maxHostLabels);
-  let sources: MetricSources | undefined;
+  let sources: MetricSources = NO_SOURCES;
   registerScrapeGauges(registry, () => sources, hosts);
+  const counter = <L extends string>(name: string, help: string, labelNames: readonly L[] = []) =>
+    new Counter<L>({ name: `${METRIC_PREFIX}${name}`, help, labelNames, registers: [registry] });
+  const histogram = <L extends string>(name: string, help: string, labelNames: readonly L[], buckets: number[]) =>
+    new Histogram<L>({ name: `${METRIC_PREFIX}${name}`, help, labelNames, buckets, registers: [registry] });
 
   new Gauge({
     name: `${METRIC_PREFIX}build_info`,
@@ -92,90 +96,25 @@ export function createAgentMetrics(build: BuildInfo, options: MetricsOptions = {
     registers: [registry],
   }).set({ version: build.version, node_version: process.versions.node }, 1);
 
-  const messages = new Counter({
-    name: `${METRIC_PREFIX}messages_total`,
-    help: 'Messages handled, by topic and outcome (delivered, failed, skipped, dropped)',
-    labelNames: ['topic', 'outcome'],
-    registers: [registry],
-  });
+  const messages = counter('messages_total', 'Messages handled, by topic and outcome (delivered, failed, skipped, dropped)', ['topic', 'outcome']);
   for (const topic of options.topics ?? []) for (const outcome of HANDLE_OUTCOMES) messages.inc({ topic, outcome }, 0);
-  const runDuration = new Histogram({
-    name: `${METRIC_PREFIX}run_duration_seconds`,
-    help: "A run's time from its message's production to its final report settled with Port, by outcome",
-    labelNames: ['outcome'],
-    buckets: RUN_DURATION_BUCKETS_SECONDS,
-    registers: [registry],
-  });
-  const requests = new Counter({
-    name: `${METRIC_PREFIX}webhook_requests_total`,
-    help: `Request attempts to internal services, by target host (the first ${maxHostLabels} seen; later ones: other) and status class (error: no answer)`,
-    labelNames: ['host', 'status_class'],
-    registers: [registry],
-  });
-  const requestDuration = new Histogram({
-    name: `${METRIC_PREFIX}webhook_request_duration_seconds`,
-    help: 'Duration of one request attempt to an internal service, by target host',
-    labelNames: ['host'],
-    buckets: REQUEST_DURATION_BUCKETS_SECONDS,
-    registers: [registry],
-  });
-  const retries = new Counter({
-    name: `${METRIC_PREFIX}webhook_retries_total`,
-    help: 'Requests to internal services tried again after a retryable failure, by target host',
-    labelNames: ['host'],
-    registers: [registry],
-  });
-  const portCalls = new Counter({
-    name: `${METRIC_PREFIX}port_api_calls_total`,
-    help: 'HTTP calls to the Port API, by route and status class (error: no answer)',
-    labelNames: ['route', 'status_class'],
-    registers: [registry],
-  });
-  const portCallDuration = new Histogram({
-    name: `${METRIC_PREFIX}port_api_call_duration_seconds`,
-    help: 'Duration of one HTTP call to the Port API, by route (its wait for the budget not included)',
-    labelNames: ['route'],
-    buckets: PORT_CALL_DURATION_BUCKETS_SECONDS,
-    registers: [registry],
-  });
-  const portErrors = new Counter({
-    name: `${METRIC_PREFIX}port_api_errors_total`,
-    help: 'Port API calls that failed (no answer, or a status of 400 or more), by route',
-    labelNames: ['route'],
-    registers: [registry],
-  });
-  const tokenRequests = new Counter({
-    name: `${METRIC_PREFIX}port_token_requests_total`,
-    help: 'Access tokens requested from the Port API (the first one and every refresh)',
-    registers: [registry],
-  });
+  const runDuration = histogram('run_duration_seconds', "A run's time from its message's production to its final report settled with Port, by outcome", ['outcome'], RUN_DURATION_BUCKETS_SECONDS);
+  const requests = counter('webhook_requests_total', `Request attempts to internal services, by target host (the first ${maxHostLabels} seen; later ones: other) and status class (error: no answer)`, ['host', 'status_class']);
+  const requestDuration = histogram('webhook_request_duration_seconds', 'Duration of one request attempt to an internal service, by target host', ['host'], REQUEST_DURATION_BUCKETS_SECONDS);
+  const retries = counter('webhook_retries_total', 'Requests to internal services tried again after a retryable failure, by target host', ['host']);
+  const portCalls = counter('port_api_calls_total', 'HTTP calls to the Port API, by route and status class (error: no answer)', ['route', 'status_class']);
+  const portCallDuration = histogram('port_api_call_duration_seconds', 'Duration of one HTTP call to the Port API, by route (its wait for the budget not included)', ['route'], PORT_CALL_DURATION_BUCKETS_SECONDS);
+  const portErrors = counter('port_api_errors_total', 'Port API calls that failed (no answer, or a status of 400 or more), by route', ['route']);
+  const tokenRequests = counter('port_token_requests_total', 'Access tokens requested from the Port API (the first one and every refresh)');
   const budgetRemaining = new Gauge({
     name: `${METRIC_PREFIX}port_api_budget_remaining`,
     help: "Calls left in Port's API budget for the current window, as Port last announced (x-ratelimit-remaining)",
     registers: [registry],
   });
-  const budgetWait = new Counter({
-    name: `${METRIC_PREFIX}port_api_budget_wait_seconds_total`,
-    help: "Time Port calls spent waiting for their turn in Port's API budget, summed over calls",
-    registers: [registry],
-  });
-  const rateLimited = new Counter({
-    name: `${METRIC_PREFIX}port_api_rate_limited_total`,
-    help: 'Port API calls answered 429 (rate limited), by route; each waits for the budget and goes again',
-    labelNames: ['route'],
-    registers: [registry],
-  });
-  const linesFolded = new Counter({
-    name: `${METRIC_PREFIX}run_log_lines_folded_total`,
-    help: "Informational run-log lines folded into their run's final line because Port's API budget was short",
-    registers: [registry],
-  });
-  const reportsDropped = new Counter({
-    name: `${METRIC_PREFIX}port_reports_dropped_total`,
-    help: 'Reports given up: refused by Port for good (404, 413, 422…) or failing past their retries, by route and status',
-    labelNames: ['route', 'status'],
-    registers: [registry],
-  });
+  const budgetWait = counter('port_api_budget_wait_seconds_total', "Time Port calls spent waiting for their turn in Port's API budget, summed over calls");
+  const rateLimited = counter('port_api_rate_limited_total', 'Port API calls answered 429 (rate limited), by route; each waits for the budget and goes again', ['route']);
+  const linesFolded = counter('run_log_lines_folded_total', "Informational run-log lines folded into their run's final line because Port's API budget was short");
+  const reportsDropped = counter('port_reports_dropped_total', 'Reports given up: refused by Port for good (404, 413, 422…) or failing past their retries, by route and status', ['route', 'status']);
   return {
     messageHandled: (topic, outcome) => messages.inc({ topic, outcome }),
     requestAttempted(host, statusClass, durationSeconds) {

@@ -37,14 +37,15 @@ function partitionLabels({ topic, partition }: PartitionLag): { topic: string; p
   return { topic, partition: String(partition) };
 }
 
-export function registerScrapeGauges(registry: Registry, sources: () => MetricSources | undefined, hosts: BoundedLabel): void {
+/** `sources` gives the stages' readers at each scrape (NO_SOURCES until the agent wires them). */
+export function registerScrapeGauges(registry: Registry, sources: () => MetricSources, hosts: BoundedLabel): void {
   const scalar = (name: string, help: string, read: (from: MetricSources) => number) =>
     new Gauge({
       name: `${METRIC_PREFIX}${name}`,
       help,
       registers: [registry],
       collect() {
-        this.set(read(sources() ?? NO_SOURCES));
+        this.set(read(sources()));
       },
     });
   /** Partitions given up in a rebalance disappear instead of showing a stale figure. */
@@ -56,7 +57,7 @@ export function registerScrapeGauges(registry: Registry, sources: () => MetricSo
       registers: [registry],
       collect() {
         this.reset();
-        for (const entry of read(sources() ?? NO_SOURCES)) this.set(partitionLabels(entry), entry.lag);
+        for (const entry of read(sources())) this.set(partitionLabels(entry), entry.lag);
       },
     });
 
@@ -79,7 +80,7 @@ export function registerScrapeGauges(registry: Registry, sources: () => MetricSo
     collect() {
       this.reset();
       const worst = new Map<string, number>();
-      for (const { host, state } of (sources() ?? NO_SOURCES).circuits()) {
+      for (const { host, state } of sources().circuits()) {
         const label = hosts.of(host);
         worst.set(label, Math.max(worst.get(label) ?? 0, CIRCUIT_STATE_VALUES[state]));
       }
