@@ -36,6 +36,10 @@ export interface BrokerBacklog {
   stop(): Promise<void>;
 }
 
+async function closeQuietly(admin: BacklogAdmin | undefined): Promise<void> {
+  await admin?.disconnect().catch(() => undefined);
+}
+
 /** A refresh that fails (brokers away) leaves no figures, rather than stale ones. */
 export function createBrokerBacklog(deps: BrokerBacklogDeps): BrokerBacklog {
   const logger = deps.logger.child({ stage: 'source' });
@@ -48,22 +52,28 @@ export function createBrokerBacklog(deps: BrokerBacklogDeps): BrokerBacklog {
   const timer = setInterval(() => void refresh(), deps.intervalMs);
   timer.unref();
 
+  /** Forgets the admin and closes it; closing fails only on a connection that is gone already. */
+  async function dropAdmin(): Promise<void> {
+    const current = admin;
+    admin = undefined;
+    await closeQuietly(current?.admin);
+  }
+
   async function connectedAdmin(): Promise<BacklogAdmin> {
     const client = await deps.client();
     if (admin?.of === client) return admin.admin;
-    await admin?.admin.disconnect().catch(() => undefined);
-    admin = undefined;
+    await dropAdmin();
     // A couple of quick tries ride out a coordinator moving just after a join; the next refresh is the real retry.
     const created = client.admin({ retry: { retries: 2, initialRetryTime: 300, maxRetryTime: 3_000 } });
     try {
       await created.connect();
     } catch (error) {
       // kafkajs keeps the seed broker's connection after a refused login.
-      await created.disconnect().catch(() => undefined);
+      await closeQuietly(created);
       throw error;
     }
     if (isStopped) {
-      await created.disconnect().catch(() => undefined);
+      await closeQuietly(created);
       throw new Error('the source stopped');
     }
     admin = { of: client, admin: created };
@@ -114,8 +124,7 @@ export function createBrokerBacklog(deps: BrokerBacklogDeps): BrokerBacklog {
       // stop() disconnected the admin under this query: nothing failed.
       if (isStopped) return;
       figures = [];
-      await admin?.admin.disconnect().catch(() => undefined);
-      admin = undefined;
+      await dropAdmin();
       if (isAuthenticationFailure(error)) deps.renew();
       // Once per failing streak: the consumer's own errors say more about a broker that is away.
       if (!isFailing) logger.warn({ groupId: deps.groupId, err: describeError(error) }, 'could not ask the brokers for the backlog; port_agent_consumer_backlog is empty until they answer');
@@ -142,9 +151,7 @@ export function createBrokerBacklog(deps: BrokerBacklogDeps): BrokerBacklog {
       isStopped = true;
       clearInterval(timer);
       // Not waiting for a refresh in flight: disconnecting ends it, and a brokers' silence must not hold the exit.
-      const current = admin;
-      admin = undefined;
-      await current?.admin.disconnect().catch(() => undefined);
+      await dropAdmin();
     },
   };
 }
