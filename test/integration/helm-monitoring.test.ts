@@ -17,7 +17,7 @@ import type { ExposedSample } from '../support/exposition.js';
 import { agentSetup, closeRealParts, healthPortOf, startConsumingAgent, startRealParts } from '../support/harness.js';
 import type { AgentSetup } from '../support/harness.js';
 import type { Rendered } from '../support/helm-chart.js';
-import { CHART, FIRST_RENDER_TIMEOUT_MS, NAMESPACE, RELEASE, field, list, record, render, compileRenderer } from '../support/helm-chart.js';
+import { CHART, FIRST_RENDER_TIMEOUT_MS, NAMESPACE, RELEASE, field, list, record, render, renderFails, compileRenderer } from '../support/helm-chart.js';
 import { produce } from '../support/kafka.js';
 import { actionRunMessage, signed } from '../support/messages.js';
 import type { PortStandIn } from '../support/port-stand-in.js';
@@ -193,6 +193,18 @@ describe('the chart\'s monitoring over a running agent\'s metrics', () => {
     writeFileSync(file, stringify(rules));
     const checked = promtool(['check', 'rules', file]);
     assert.equal(checked.status, 0, checked.output);
+  });
+
+  it('refuses monitoring values it cannot use, naming them, and takes a ratio from --set as helm passes it', async () => {
+    const ratio = 'metrics.prometheusRule.alerts.runsFailing.failedRatio';
+    assert.match(await renderFails(['--set', `${ratio}=2`]), /failedRatio/);
+    assert.match(await renderFails(['--set', `${ratio}=ten`]), /failedRatio/);
+    assert.match(await renderFails(['--set', 'metrics.prometheusRule.alerts.notReady.for=5 minutes']), /notReady\.for/);
+    assert.match(await renderFails(['--set', 'metrics.prometheusRule.alerts.runsFailing.minFailed=0']), /minFailed/);
+    assert.match(await renderFails(['--set', 'metrics.grafanaDashboard.enabled=sometimes']), /grafanaDashboard\.enabled/);
+    assert.match(await renderFails(['--set', 'metrics.prometheusRule.alerts.unknown.enabled=true']), /unknown/);
+    const rules = await render(['--set', 'metrics.prometheusRule.enabled=true', '--set', `${ratio}=0.25`]);
+    assert.match(String(field(rules.one('PrometheusRule'), 'spec', 'groups', 0, 'rules', 0, 'expr')), /\) > 0\.25\n/);
   });
 
   it('renders rules that promtool check rules accepts', () => {
